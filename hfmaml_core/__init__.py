@@ -1,0 +1,15 @@
+"""hfmaml_core: verified numeric kernels for checking the convergence theory of MAML,
+first-order MAML and Hessian-free MAML (see THEORY.md for the numbered items).
+
+Modules
+-------
+tasks     finite task families: exact and mini-batch losses, gradients, Hessians, HVPs
+hvp       central-difference Hessian-vector products (THEORY H1)
+meta      exact MAML objective and meta-gradient (THEORY S1, L1)
+plotting  figure style and the atomic, deterministic ``savefig``
+claims    recording verified claims for the verification report
+paths     every path, resolved from the repository root
+pipeline  ``make figures``: execute notebooks, gather claims, write the report
+"""
+
+__version__ = "0.1.0"

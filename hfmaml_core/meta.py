@@ -1,0 +1,110 @@
+r"""The exact MAML objective and meta-gradient (THEORY S1, L1).
+
+For tasks :math:`f_i` with probabilities :math:`p_i` and inner step :math:`\alpha`:
+
+.. math::
+    F(w) = \sum_i p_i f_i\bigl(w - \alpha\nabla f_i(w)\bigr),
+    \qquad
+    \nabla F(w) = \sum_i p_i \bigl(I - \alpha\nabla^2 f_i(w)\bigr)
+                  \nabla f_i\bigl(w - \alpha\nabla f_i(w)\bigr).
+
+The functions are duck-typed: a task is any object with ``loss(w)``,
+``grad(w)`` and ``hess(w)`` (exact, population quantities). Plug in your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from . import _validate as V
+
+__all__ = ["SupportsTask", "gradient", "objective", "smoothness_bound"]
+
+
+class SupportsTask(Protocol):
+    """What :func:`objective` and :func:`gradient` need of a task."""
+
+    def loss(self, w: np.ndarray) -> float: ...
+
+    def grad(self, w: np.ndarray) -> np.ndarray: ...
+
+    def hess(self, w: np.ndarray) -> np.ndarray: ...
+
+
+def _check(
+    tasks: Sequence[SupportsTask], w: object, alpha: object, weights: object
+) -> tuple[np.ndarray, float, np.ndarray]:
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence) or len(tasks) == 0:
+        raise ValueError("tasks must be a non-empty sequence of objects with loss, grad and hess")
+    for k, t in enumerate(tasks):
+        missing = [m for m in ("loss", "grad", "hess") if not callable(getattr(t, m, None))]
+        if missing:
+            raise ValueError(f"tasks[{k}] must provide callable {', '.join(missing)}")
+    wa = V.array("w", w, shape=(None,))
+    a = V.real("alpha", alpha, lo=0.0)
+    m = len(tasks)
+    p = np.full(m, 1.0 / m) if weights is None else V.probabilities("weights", weights, m)
+    return wa, a, p
+
+
+def objective(
+    tasks: Sequence[SupportsTask], w: object, alpha: float, weights: object = None
+) -> float:
+    r"""Exact MAML objective :math:`F(w) = \sum_i p_i f_i(w - \alpha\nabla f_i(w))`.
+
+    Parameters
+    ----------
+    tasks : sequence of task objects
+        Each provides ``loss(w)``, ``grad(w)``, ``hess(w)`` (only ``loss`` and
+        ``grad`` are called here).
+    w : array, shape (d,)
+    alpha : float
+        Inner step size, ``alpha >= 0``.
+    weights : array, shape (len(tasks),), optional
+        Task probabilities (>= 0, summing to 1); uniform by default.
+    """
+    wa, a, p = _check(tasks, w, alpha, weights)
+    vals = np.array([t.loss(wa - a * np.asarray(t.grad(wa))) for t in tasks], dtype=float)
+    return float(p @ vals)
+
+
+def gradient(
+    tasks: Sequence[SupportsTask], w: object, alpha: float, weights: object = None
+) -> np.ndarray:
+    r"""Exact meta-gradient (THEORY S1).
+
+    .. math::
+        \nabla F(w) = \sum_i p_i (I - \alpha\nabla^2 f_i(w))\,\nabla f_i(w - \alpha\nabla f_i(w)).
+
+    Arguments as in :func:`objective`. Returns an array of shape (d,).
+    """
+    wa, a, p = _check(tasks, w, alpha, weights)
+    out = np.zeros_like(wa)
+    for pi, t in zip(p, tasks, strict=True):
+        g_out = np.asarray(t.grad(wa - a * np.asarray(t.grad(wa))), dtype=float)
+        H = np.asarray(t.hess(wa), dtype=float)
+        if H.shape != (wa.size, wa.size) or g_out.shape != wa.shape:
+            raise ValueError(
+                f"task.grad must return shape ({wa.size},) and task.hess shape "
+                f"({wa.size}, {wa.size}); got {g_out.shape} and {H.shape}"
+            )
+        out += pi * (g_out - a * (H @ g_out))
+    return out
+
+
+def smoothness_bound(family: object, w: object, alpha: float) -> float:
+    r"""The local smoothness constant of THEORY L1 at ``w``.
+
+    .. math:: L(w) = 4L + 2\rho\alpha\,E_i\|\nabla f_i(w)\|,
+
+    valid for :math:`\alpha \in [0, 1/L]`. ``family`` is a
+    :class:`~hfmaml_core.tasks.TaskFamily` (it supplies ``L``, ``rho``, ``probs``
+    and the exact task gradients).
+    """
+    L = float(family.L)  # type: ignore[attr-defined]
+    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / L)
+    G = family.task_grads(w)  # type: ignore[attr-defined]
+    return 4.0 * L + 2.0 * float(family.rho) * a * float(family.probs @ np.linalg.norm(G, axis=1))  # type: ignore[attr-defined]

@@ -1,0 +1,131 @@
+"""Figure style and the one ``savefig`` every notebook uses.
+
+* Sized for a paper column (``COLUMN`` = 3.4 in) or a full page width (``PAGE``).
+* Okabe-Ito colour-blind-safe palette; one fixed colour per method.
+* ``savefig(fig, name)`` writes ``name.pdf`` (vector) and ``name.png`` (raster)
+  into :func:`hfmaml_core.paths.output_dir`, each atomically (temporary file,
+  then rename) and with deterministic bytes (no creation date, no software
+  stamp), and raises ``ValueError`` on misuse instead of warning.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import matplotlib as mpl
+from matplotlib.figure import Figure
+
+from . import paths
+from ._io import write_atomic
+
+__all__ = ["COLUMN", "METHOD_COLORS", "PAGE", "PALETTE", "RC", "figure", "savefig", "use_style"]
+
+COLUMN = 3.4  # inches: one column of a two-column paper
+PAGE = 7.0  # inches: full text width
+
+#: Okabe & Ito (2008), safe for the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+METHOD_COLORS = {"MAML": PALETTE[0], "FO-MAML": PALETTE[1], "HF-MAML": PALETTE[2]}
+
+RC = {
+    "figure.figsize": (COLUMN, COLUMN * 0.7),
+    "figure.dpi": 110,
+    "savefig.dpi": 300,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.02,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3.5,
+    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "legend.frameon": False,
+    "mathtext.fontset": "cm",
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "hfmaml",
+}
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+def use_style() -> None:
+    """Apply the project's figure style to matplotlib's global settings."""
+    mpl.rcParams.update(RC)
+
+
+def figure(
+    nrows: int = 1, ncols: int = 1, *, width: float = COLUMN, aspect: float = 0.7, **kwargs: object
+):
+    """``plt.subplots`` in the project style: ``width`` in inches, height = ``aspect * width``."""
+    import matplotlib.pyplot as plt
+
+    use_style()
+    if not (width > 0 and aspect > 0):
+        raise ValueError(f"width and aspect must be > 0; got width={width!r}, aspect={aspect!r}")
+    return plt.subplots(nrows, ncols, figsize=(width, aspect * width), **kwargs)
+
+
+def _has_content(fig: Figure) -> bool:
+    for ax in fig.axes:
+        if ax.lines or ax.collections or ax.images or ax.patches or ax.texts or ax.tables:
+            return True
+    return bool(fig.texts or fig.images)
+
+
+def savefig(fig: Figure, name: str, *, dpi: int = 300) -> list[Path]:
+    """Write ``fig`` as ``<name>.pdf`` and ``<name>.png`` into the output folder.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure with at least one plotted artist.
+    name : str
+        File stem: lower-case letters, digits, ``_`` and ``-`` (no folder, no suffix).
+    dpi : int
+        Raster resolution of the PNG, 50 to 1200.
+
+    Returns
+    -------
+    list of Path
+        The PDF and PNG written.
+
+    Raises
+    ------
+    ValueError
+        If ``fig`` is not a Figure or has nothing drawn, ``name`` is not a bare
+        file stem, or ``dpi`` is out of range. Nothing is written then.
+    """
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            "name must be a bare file stem of lower-case letters, digits, '_' or '-' "
+            f"(no folder, no suffix); got {name!r}"
+        )
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 50 <= dpi <= 1200:
+        raise ValueError(f"dpi must be an integer in [50, 1200]; got {dpi!r}")
+    if not _has_content(fig):
+        raise ValueError(f"figure {name!r} is empty: nothing is drawn on any of its axes")
+
+    out = paths.output_dir()
+    written = []
+    for fmt, meta in (
+        ("pdf", {"CreationDate": None, "Producer": None}),
+        ("png", {"Software": None}),
+    ):
+        buf = io.BytesIO()
+        with mpl.rc_context(RC):
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+        target = out / f"{name}.{fmt}"
+        data = buf.getvalue()
+        write_atomic(target, lambda fh, data=data: fh.write(data))
+        written.append(target)
+    return written

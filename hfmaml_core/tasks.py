@@ -1,0 +1,659 @@
+r"""Finite task families with exact and mini-batch losses, gradients, Hessians and HVPs.
+
+A *family* is a finite list of ``m`` tasks drawn with probabilities ``p`` (THEORY
+"Setting": ``i ~ p``). Task ``i`` owns a finite data set of ``n`` points
+:math:`\theta_{i1},\dots,\theta_{in}`, and its population loss is the uniform
+average over them,
+
+.. math:: f_i(w) = \frac1n \sum_{j=1}^n f_i(w, \theta_{ij}).
+
+Because everything is finite, :math:`f`, :math:`\nabla F`, :math:`\sigma`,
+:math:`\tilde\sigma` and :math:`\sigma_H` (THEORY A4, A5) are *computed*, not
+estimated. A mini-batch :math:`D` is a draw of ``|D|`` points with replacement,
+so mini-batch gradients are unbiased with variance exactly
+:math:`\tilde\sigma_i^2(w)/|D|`.
+
+Two families:
+
+* :class:`QuadraticFamily` (THEORY A2 with :math:`\rho = 0`):
+  :math:`f_i(w,\theta_{ij}) = \tfrac12 s_{ij}(w-c_i)^\top A_i (w-c_i) + b_{ij}^\top (w-c_i)`
+  with :math:`\frac1n\sum_j s_{ij} = 1` and :math:`\frac1n\sum_j b_{ij} = 0`, so
+  :math:`f_i(w) = \tfrac12 (w-c_i)^\top A_i (w-c_i)` exactly.
+* :class:`WelschRegressionFamily`, smooth and nonconvex with :math:`\rho > 0`:
+  :math:`f_i(w,(x,y)) = \phi(x^\top w - y)`, :math:`\phi(r) = 1 - e^{-r^2/2}`
+  (the bounded Welsch loss), with :math:`L` and :math:`\rho` in closed form.
+
+Every kernel is vectorised over a batch of (task, point) pairs: arrays ``W`` of
+shape ``(B, d)``, task indices ``tasks`` of shape ``(B,)`` and data indices
+``idx`` of shape ``(B, D)`` (``None``: the whole data set, i.e. the population).
+There are no Python loops over data points.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from . import _validate as V
+
+__all__ = [
+    "FAMILIES",
+    "WELSCH_MAX_D2",
+    "WELSCH_MAX_D3",
+    "QuadraticFamily",
+    "Task",
+    "TaskFamily",
+    "WelschRegressionFamily",
+    "make_family",
+    "make_quadratic_family",
+    "make_welsch_family",
+    "welsch",
+]
+
+#: :math:`\max_r |\phi''(r)|` for the Welsch loss, attained at :math:`r = 0`.
+WELSCH_MAX_D2: float = 1.0
+#: :math:`\max_r |\phi'''(r)| = \sqrt{6(3-\sqrt6)}\,e^{-(3-\sqrt6)/2}`, attained at
+#: :math:`r^2 = 3-\sqrt6`. Derived symbolically in the smoothness notebook.
+WELSCH_MAX_D3: float = math.sqrt(6.0 * (3.0 - math.sqrt(6.0))) * math.exp(
+    -(3.0 - math.sqrt(6.0)) / 2.0
+)
+
+# Beyond |r| = 40 every derivative of the Welsch loss is below 1e-340, i.e. 0 in
+# float64; clipping there keeps r**4 and exp() far from overflow for huge inputs.
+_WELSCH_CLIP = 40.0
+
+
+def welsch(r: np.ndarray, order: int = 0) -> np.ndarray:
+    r"""The Welsch loss :math:`\phi(r) = 1 - e^{-r^2/2}` or its derivative of ``order`` (0-3).
+
+    .. math::
+        \phi' = r e^{-r^2/2},\quad \phi'' = (1 - r^2) e^{-r^2/2},\quad
+        \phi''' = (r^3 - 3r) e^{-r^2/2}.
+
+    Stable for any finite input: the argument is clipped at :math:`|r| = 40`,
+    where every value is already exact in float64 (1 for :math:`\phi`, 0 for the
+    derivatives).
+    """
+    rc = np.clip(r, -_WELSCH_CLIP, _WELSCH_CLIP)
+    if order == 0:
+        return -np.expm1(-0.5 * rc * rc)
+    e = np.exp(-0.5 * rc * rc)
+    if order == 1:
+        return rc * e
+    if order == 2:
+        return (1.0 - rc * rc) * e
+    if order == 3:
+        return rc * (rc * rc - 3.0) * e
+    raise ValueError(f"order must be an integer in [0, 3]; got {order!r}")
+
+
+class TaskFamily(ABC):
+    """A finite family of tasks with probabilities, each with a finite data set.
+
+    Subclasses implement the private vectorised kernels ``_losses``, ``_grads``,
+    ``_hessians``, ``_hvps``, ``_point_grads`` and ``_point_hessians``; this class
+    validates arguments and derives the exact moments of THEORY A4 and A5.
+
+    Attributes
+    ----------
+    dim : int
+        Dimension ``d`` of ``w``.
+    n_tasks : int
+        Number of tasks ``m``.
+    n_points : int
+        Data points per task ``n``.
+    probs : ndarray, shape (m,)
+        Task probabilities ``p``.
+    L_tasks, rho_tasks : ndarray, shape (m,)
+        Per-task smoothness ``L_i`` and Hessian-Lipschitz ``rho_i`` (THEORY A2, A3)
+        of the population loss ``f_i``.
+    """
+
+    name: str = "family"
+
+    def __init__(self, dim: int, n_tasks: int, n_points: int, probs: object = None) -> None:
+        self.dim = V.integer("dim", dim)
+        self.n_tasks = V.integer("n_tasks", n_tasks)
+        self.n_points = V.integer("n_points", n_points)
+        if probs is None:
+            probs = np.full(self.n_tasks, 1.0 / self.n_tasks)
+        self.probs = V.probabilities("probs", probs, self.n_tasks)
+        self.tasks: tuple[Task, ...] = tuple(Task(self, i) for i in range(self.n_tasks))
+
+    # ----------------------------------------------------------------- constants
+    @property
+    @abstractmethod
+    def L_tasks(self) -> np.ndarray:
+        """Per-task smoothness constants ``L_i`` (THEORY A2)."""
+
+    @property
+    @abstractmethod
+    def rho_tasks(self) -> np.ndarray:
+        """Per-task Hessian-Lipschitz constants ``rho_i`` (THEORY A3)."""
+
+    @property
+    def L(self) -> float:
+        """``L = max_i L_i`` (THEORY A2)."""
+        return float(np.max(self.L_tasks))
+
+    @property
+    def rho(self) -> float:
+        """``rho = max_i rho_i`` (THEORY A3)."""
+        return float(np.max(self.rho_tasks))
+
+    # ------------------------------------------------------------ private kernels
+    @abstractmethod
+    def _losses(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def _grads(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def _hessians(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+
+    @abstractmethod
+    def _hvps(
+        self, W: np.ndarray, Vv: np.ndarray, T: np.ndarray, idx: np.ndarray | None
+    ) -> np.ndarray: ...
+
+    @abstractmethod
+    def _point_grads(self, w: np.ndarray, t: int) -> np.ndarray: ...
+
+    @abstractmethod
+    def _point_hessians(self, w: np.ndarray, t: int) -> np.ndarray: ...
+
+    # ---------------------------------------------------------------- validation
+    def _check_batch(
+        self, W: object, tasks: object, idx: object, name: str = "W"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        T = np.asarray(tasks)
+        if T.ndim != 1 or T.size == 0 or T.dtype.kind not in "iu":
+            raise ValueError(f"tasks must be a non-empty 1-D integer array; got shape {T.shape}")
+        if T.min() < 0 or T.max() >= self.n_tasks:
+            raise ValueError(
+                f"tasks must hold indices in [0, {self.n_tasks - 1}]; got range "
+                f"[{T.min()}, {T.max()}]"
+            )
+        Wa = np.asarray(W)
+        if Wa.ndim == 1:
+            Wa = V.array(name, Wa, shape=(self.dim,))
+            Wa = np.broadcast_to(Wa, (T.size, self.dim))
+        else:
+            Wa = V.array(name, Wa, shape=(T.size, self.dim))
+        if idx is not None:
+            I = np.asarray(idx)
+            if I.ndim != 2 or I.shape[0] != T.size or I.shape[1] == 0 or I.dtype.kind not in "iu":
+                raise ValueError(
+                    f"idx must be an integer array of shape ({T.size}, D) with D >= 1; "
+                    f"got shape {I.shape} and dtype {I.dtype}"
+                )
+            if I.min() < 0 or I.max() >= self.n_points:
+                raise ValueError(
+                    f"idx must hold data indices in [0, {self.n_points - 1}]; got range "
+                    f"[{I.min()}, {I.max()}]"
+                )
+            idx = I
+        return Wa, T, idx
+
+    def _check_point(self, w: object, task: object) -> tuple[np.ndarray, int]:
+        t = V.integer("task", task, lo=0, hi=self.n_tasks - 1)
+        return V.array("w", w, shape=(self.dim,)), t
+
+    # ------------------------------------------------------------ public kernels
+    def losses(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
+        """Loss of task ``tasks[b]`` at ``W[b]`` on data ``idx[b]`` (``None``: exact), shape (B,)."""
+        return self._losses(*self._check_batch(W, tasks, idx))
+
+    def grads(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
+        """Gradients, shape (B, d); ``idx=None`` gives the exact (population) gradient."""
+        return self._grads(*self._check_batch(W, tasks, idx))
+
+    def hessians(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
+        """Hessians, shape (B, d, d). Costs ``O(B D d^2)``."""
+        return self._hessians(*self._check_batch(W, tasks, idx))
+
+    def hvps(self, W: object, Vs: object, tasks: object, idx: object = None) -> np.ndarray:
+        """Exact Hessian-vector products ``H_b V[b]`` without forming ``H_b``, shape (B, d)."""
+        Wa, T, I = self._check_batch(W, tasks, idx)
+        Va = np.asarray(Vs)
+        if Va.ndim == 1:
+            Va = np.broadcast_to(V.array("V", Va, shape=(self.dim,)), Wa.shape)
+        else:
+            Va = V.array("V", Va, shape=Wa.shape)
+        return self._hvps(Wa, Va, T, I)
+
+    # ------------------------------------------------------------------ sampling
+    def sample_tasks(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` task indices i.i.d. from ``probs`` (a task batch, THEORY B_k)."""
+        _check_rng(rng)
+        size = V.integer("size", size)
+        return rng.choice(self.n_tasks, size=size, p=self.probs)
+
+    def sample_points(self, rng: np.random.Generator, n_batches: int, size: int) -> np.ndarray:
+        """Draw ``n_batches`` independent data batches of ``size`` points, with replacement.
+
+        Returns indices of shape ``(n_batches, size)`` to pass as ``idx``.
+        """
+        _check_rng(rng)
+        n_batches = V.integer("n_batches", n_batches)
+        size = V.integer("size", size)
+        return rng.integers(0, self.n_points, size=(n_batches, size))
+
+    # ------------------------------------------------------------ exact moments
+    def task_grads(self, w: object) -> np.ndarray:
+        """Exact gradients of all ``m`` tasks at ``w``, shape (m, d)."""
+        wa = V.array("w", w, shape=(self.dim,))
+        T = np.arange(self.n_tasks)
+        return self._grads(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+
+    def mean_loss(self, w: object) -> float:
+        """``f(w) = E_i f_i(w)`` (THEORY Setting)."""
+        wa = V.array("w", w, shape=(self.dim,))
+        T = np.arange(self.n_tasks)
+        return float(
+            self.probs @ self._losses(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+        )
+
+    def mean_grad(self, w: object) -> np.ndarray:
+        """``grad f(w) = E_i grad f_i(w)``."""
+        return self.probs @ self.task_grads(w)
+
+    def sigma_sq(self, w: object) -> float:
+        r"""Task dissimilarity at ``w``: :math:`E_i\|\nabla f_i(w) - \nabla f(w)\|^2` (THEORY A4)."""
+        G = self.task_grads(w)
+        dev = G - self.probs @ G
+        return float(self.probs @ np.einsum("md,md->m", dev, dev))
+
+    def sigma_tilde_sq(self, w: object) -> np.ndarray:
+        r"""Per-task gradient noise :math:`E_\theta\|\nabla f_i(w,\theta)-\nabla f_i(w)\|^2`, shape (m,).
+
+        THEORY A5's :math:`\tilde\sigma^2` is the supremum of these over tasks and ``w``.
+        """
+        wa = V.array("w", w, shape=(self.dim,))
+        G = self.task_grads(wa)
+        out = np.empty(self.n_tasks)
+        for t in range(self.n_tasks):  # loop over tasks; each term is vectorised over data
+            dev = self._point_grads(wa, t) - G[t]
+            out[t] = np.einsum("nd,nd->", dev, dev) / self.n_points
+        return out
+
+    def sigma_h_sq(self, w: object) -> np.ndarray:
+        r"""Per-task Hessian noise :math:`E_\theta\|\nabla^2 f_i(w,\theta)-\nabla^2 f_i(w)\|_2^2`, shape (m,).
+
+        Operator (spectral) norm, as in THEORY A5. Costs ``O(m n d^3)``: for small ``d``.
+        """
+        wa = V.array("w", w, shape=(self.dim,))
+        T = np.arange(self.n_tasks)
+        H = self._hessians(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+        out = np.empty(self.n_tasks)
+        for t in range(self.n_tasks):
+            dev = self._point_hessians(wa, t) - H[t]
+            out[t] = np.mean(np.linalg.norm(dev, ord=2, axis=(1, 2)) ** 2)
+        return out
+
+    def point_grads(self, w: object, task: object) -> np.ndarray:
+        """Per-data-point gradients of one task, shape (n, d)."""
+        return self._point_grads(*self._check_point(w, task))
+
+    def point_hessians(self, w: object, task: object) -> np.ndarray:
+        """Per-data-point Hessians of one task, shape (n, d, d)."""
+        return self._point_hessians(*self._check_point(w, task))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(dim={self.dim}, n_tasks={self.n_tasks}, "
+            f"n_points={self.n_points}, L={self.L:.4g}, rho={self.rho:.4g})"
+        )
+
+
+class Task:
+    """One task of a family: the duck-typed object :mod:`hfmaml_core.meta` expects.
+
+    ``loss``, ``grad``, ``hess`` and ``hvp`` take an optional ``idx`` (1-D data
+    indices, e.g. from :meth:`sample`); without it they are exact.
+    """
+
+    def __init__(self, family: TaskFamily, index: int) -> None:
+        self.family = family
+        self.index = index
+        self._T = np.array([index])
+
+    def _idx(self, idx: object) -> np.ndarray | None:
+        if idx is None:
+            return None
+        I = np.asarray(idx)
+        if I.ndim != 1:
+            raise ValueError(
+                f"idx must be a 1-D integer array of data indices; got shape {I.shape}"
+            )
+        return I[None, :]
+
+    def loss(self, w: object, idx: object = None) -> float:
+        """``f_i(w)`` (exact) or the mini-batch loss on ``idx``."""
+        return float(self.family.losses(np.asarray(w)[None], self._T, self._idx(idx))[0])
+
+    def grad(self, w: object, idx: object = None) -> np.ndarray:
+        """``grad f_i(w)`` (exact) or the mini-batch gradient on ``idx``."""
+        return self.family.grads(np.asarray(w)[None], self._T, self._idx(idx))[0]
+
+    def hess(self, w: object, idx: object = None) -> np.ndarray:
+        """``hess f_i(w)`` (exact) or the mini-batch Hessian on ``idx``."""
+        return self.family.hessians(np.asarray(w)[None], self._T, self._idx(idx))[0]
+
+    def hvp(self, w: object, v: object, idx: object = None) -> np.ndarray:
+        """``hess f_i(w) v`` without forming the Hessian."""
+        return self.family.hvps(np.asarray(w)[None], np.asarray(v)[None], self._T, self._idx(idx))[
+            0
+        ]
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """A data batch of ``size`` indices drawn uniformly with replacement, shape (size,)."""
+        return self.family.sample_points(rng, 1, size)[0]
+
+    @property
+    def L(self) -> float:
+        """Smoothness constant ``L_i`` of this task (THEORY A2)."""
+        return float(self.family.L_tasks[self.index])
+
+    @property
+    def rho(self) -> float:
+        """Hessian-Lipschitz constant ``rho_i`` of this task (THEORY A3)."""
+        return float(self.family.rho_tasks[self.index])
+
+    def __repr__(self) -> str:
+        return f"Task({type(self.family).__name__}, index={self.index})"
+
+
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}"
+        )
+
+
+# =============================================================================
+# Quadratic tasks
+# =============================================================================
+
+
+class QuadraticFamily(TaskFamily):
+    r"""Quadratic tasks whose data points make mini-batches noisy.
+
+    .. math::
+        f_i(w, \theta_{ij}) = \tfrac12 s_{ij} (w-c_i)^\top A_i (w-c_i) + b_{ij}^\top (w-c_i),
+        \qquad f_i(w) = \tfrac12 (w-c_i)^\top A_i (w-c_i).
+
+    The population loss uses the closed form (it is what the data average to:
+    the constructor centres ``s`` at 1 and ``b`` at 0). ``L_i = ||A_i||_2``,
+    ``rho_i = 0``. With ``s = 1`` the gradient noise is additive and
+    :math:`\tilde\sigma_i^2 = \frac1n\sum_j\|b_{ij}\|^2` for every ``w``; with a
+    spread in ``s`` the Hessian is noisy too (:math:`\sigma_H > 0`) and the gradient
+    noise grows with :math:`\|A_i(w-c_i)\|`.
+
+    Parameters
+    ----------
+    A : array, shape (m, d, d)
+        Symmetric curvature matrices.
+    c : array, shape (m, d)
+        Task optima.
+    s : array, shape (m, n)
+        Curvature scale of each data point; re-centred to mean 1 per task.
+    b : array, shape (m, n, d)
+        Linear noise of each data point; re-centred to mean 0 per task.
+    probs : array, shape (m,), optional
+        Task probabilities (default uniform).
+    """
+
+    name = "quadratic"
+
+    def __init__(self, A: object, c: object, s: object, b: object, probs: object = None) -> None:
+        A_ = np.asarray(A)
+        if A_.ndim != 3:
+            raise ValueError(f"A must have shape (m, d, d); got shape {A_.shape}")
+        m, d = A_.shape[0], A_.shape[1]
+        A_ = V.array("A", A_, shape=(m, d, d))
+        if not np.allclose(A_, np.swapaxes(A_, 1, 2), rtol=1e-12, atol=1e-12):
+            raise ValueError("A must be symmetric: A[i] == A[i].T for every task i")
+        c_ = V.array("c", c, shape=(m, d))
+        s_ = V.array("s", s, shape=(m, None))
+        n = s_.shape[1]
+        b_ = V.array("b", b, shape=(m, n, d))
+        super().__init__(d, m, n, probs)
+        self.A = 0.5 * (A_ + np.swapaxes(A_, 1, 2))
+        self.c = c_.copy()
+        self.s = s_ - s_.mean(axis=1, keepdims=True) + 1.0
+        self.b = b_ - b_.mean(axis=1, keepdims=True)
+        self._L = np.abs(np.linalg.eigvalsh(self.A)).max(axis=1)
+
+    @property
+    def L_tasks(self) -> np.ndarray:
+        return self._L
+
+    @property
+    def rho_tasks(self) -> np.ndarray:
+        return np.zeros(self.n_tasks)
+
+    def _batch_means(self, T: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if idx is None:
+            return np.ones(T.size), np.zeros((T.size, self.dim))
+        rows = T[:, None]
+        return self.s[rows, idx].mean(axis=1), self.b[rows, idx].mean(axis=1)
+
+    def _residual(self, W: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        diff = W - self.c[T]
+        return diff, np.einsum("bde,be->bd", self.A[T], diff)
+
+    def _losses(self, W, T, idx):
+        s, b = self._batch_means(T, idx)
+        diff, Ad = self._residual(W, T)
+        return 0.5 * s * np.einsum("bd,bd->b", diff, Ad) + np.einsum("bd,bd->b", b, diff)
+
+    def _grads(self, W, T, idx):
+        s, b = self._batch_means(T, idx)
+        _, Ad = self._residual(W, T)
+        return s[:, None] * Ad + b
+
+    def _hessians(self, W, T, idx):
+        s, _ = self._batch_means(T, idx)
+        return s[:, None, None] * self.A[T]
+
+    def _hvps(self, W, Vv, T, idx):
+        s, _ = self._batch_means(T, idx)
+        return s[:, None] * np.einsum("bde,be->bd", self.A[T], Vv)
+
+    def _point_grads(self, w, t):
+        Ad = self.A[t] @ (w - self.c[t])
+        return self.s[t][:, None] * Ad + self.b[t]
+
+    def _point_hessians(self, w, t):
+        return self.s[t][:, None, None] * self.A[t]
+
+
+def make_quadratic_family(
+    dim: int,
+    n_tasks: int = 8,
+    n_points: int = 64,
+    *,
+    seed: int,
+    curvature: tuple[float, float] = (0.5, 2.0),
+    center_spread: float = 1.0,
+    grad_noise: float = 1.0,
+    hess_noise: float = 0.0,
+    probs: object = None,
+) -> QuadraticFamily:
+    r"""A random :class:`QuadraticFamily` from ``seed``.
+
+    Each :math:`A_i = Q_i \operatorname{diag}(\lambda_i) Q_i^\top` has a random
+    rotation and eigenvalues uniform in ``curvature`` (negative values allowed:
+    a nonconvex quadratic); :math:`c_i \sim N(0, \text{center\_spread}^2 I/d)`;
+    the noise is scaled *exactly* so that :math:`\frac1n\sum_j\|b_{ij}\|^2 =`
+    ``grad_noise**2`` and the standard deviation of :math:`s_{ij}` is ``hess_noise``.
+    """
+    dim = V.integer("dim", dim)
+    n_tasks = V.integer("n_tasks", n_tasks)
+    n_points = V.integer("n_points", n_points, lo=2)
+    lo = V.real("curvature[0]", curvature[0])
+    hi = V.real("curvature[1]", curvature[1], lo=lo)
+    center_spread = V.real("center_spread", center_spread, lo=0.0)
+    grad_noise = V.real("grad_noise", grad_noise, lo=0.0)
+    hess_noise = V.real("hess_noise", hess_noise, lo=0.0)
+    rng = np.random.default_rng(V.integer("seed", seed, lo=0))
+
+    Q, _ = np.linalg.qr(rng.standard_normal((n_tasks, dim, dim)))
+    lam = rng.uniform(lo, hi, size=(n_tasks, dim))
+    A = np.einsum("mij,mj,mkj->mik", Q, lam, Q)
+    c = center_spread * rng.standard_normal((n_tasks, dim)) / math.sqrt(dim)
+    z = rng.standard_normal((n_tasks, n_points))
+    z -= z.mean(axis=1, keepdims=True)
+    z /= np.sqrt(np.mean(z * z, axis=1, keepdims=True))
+    s = 1.0 + hess_noise * z
+    e = rng.standard_normal((n_tasks, n_points, dim))
+    e -= e.mean(axis=1, keepdims=True)
+    e *= grad_noise / np.sqrt(np.mean(np.einsum("mnd,mnd->mn", e, e), axis=1))[:, None, None]
+    return QuadraticFamily(A, c, s, e, probs=probs)
+
+
+# =============================================================================
+# Nonconvex: regression under the bounded Welsch loss
+# =============================================================================
+
+
+class WelschRegressionFamily(TaskFamily):
+    r"""Regression tasks under the bounded, smooth, nonconvex Welsch loss.
+
+    .. math::
+        f_i(w, (x, y)) = \phi(x^\top w - y), \qquad \phi(r) = 1 - e^{-r^2/2}.
+
+    Closed-form constants (THEORY A2, A3), with
+    :math:`\Sigma_i = \frac1n\sum_j x_{ij}x_{ij}^\top` and
+    :math:`M_i = \frac1n\sum_j \|x_{ij}\| x_{ij}x_{ij}^\top`:
+
+    .. math::
+        L_i = \max|\phi''|\,\|\Sigma_i\|_2 = \|\Sigma_i\|_2, \qquad
+        \rho_i = \max|\phi'''|\,\|M_i\|_2 .
+
+    *Proof sketch.* For a unit vector ``v``,
+    :math:`v^\top\nabla^2 f_i(w) v = \frac1n\sum_j \phi''(r_j)(x_j^\top v)^2`, so
+    :math:`|\cdot| \le \max|\phi''| \, v^\top\Sigma_i v`; and
+    :math:`|\phi''(r_j(w)) - \phi''(r_j(u))| \le \max|\phi'''|\,\|x_j\|\,\|w-u\|`.
+
+    The loss is bounded in [0, 1), so ``F`` is bounded below (THEORY A1), and the
+    per-point gradients are bounded by :math:`e^{-1/2}\|x\|`, so
+    :math:`\sigma` and :math:`\tilde\sigma` are finite (THEORY A4, A5).
+
+    Parameters
+    ----------
+    X : array, shape (m, n, d)
+        Inputs of every task.
+    y : array, shape (m, n)
+        Targets.
+    probs : array, shape (m,), optional
+        Task probabilities (default uniform).
+    """
+
+    name = "welsch"
+
+    def __init__(self, X: object, y: object, probs: object = None) -> None:
+        X_ = np.asarray(X)
+        if X_.ndim != 3:
+            raise ValueError(f"X must have shape (m, n, d); got shape {X_.shape}")
+        m, n, d = X_.shape
+        self.X = V.array("X", X_, shape=(m, n, d)).copy()
+        self.y = V.array("y", y, shape=(m, n)).copy()
+        super().__init__(d, m, n, probs)
+        Sigma = np.einsum("mnd,mne->mde", self.X, self.X) / n
+        norms = np.linalg.norm(self.X, axis=2)
+        M = np.einsum("mn,mnd,mne->mde", norms, self.X, self.X) / n
+        self._L = WELSCH_MAX_D2 * np.linalg.eigvalsh(Sigma)[:, -1]
+        self._rho = WELSCH_MAX_D3 * np.linalg.eigvalsh(M)[:, -1]
+
+    @property
+    def L_tasks(self) -> np.ndarray:
+        return self._L
+
+    @property
+    def rho_tasks(self) -> np.ndarray:
+        return self._rho
+
+    def _data(self, T: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if idx is None:
+            return self.X[T], self.y[T]
+        rows = T[:, None]
+        return self.X[rows, idx], self.y[rows, idx]
+
+    def _residuals(self, W, T, idx):
+        X, y = self._data(T, idx)
+        return X, np.einsum("bkd,bd->bk", X, W) - y
+
+    def _losses(self, W, T, idx):
+        _, r = self._residuals(W, T, idx)
+        return welsch(r, 0).mean(axis=1)
+
+    def _grads(self, W, T, idx):
+        X, r = self._residuals(W, T, idx)
+        return np.einsum("bk,bkd->bd", welsch(r, 1), X) / r.shape[1]
+
+    def _hessians(self, W, T, idx):
+        X, r = self._residuals(W, T, idx)
+        return np.einsum("bk,bkd,bke->bde", welsch(r, 2), X, X) / r.shape[1]
+
+    def _hvps(self, W, Vv, T, idx):
+        X, r = self._residuals(W, T, idx)
+        Xv = np.einsum("bkd,bd->bk", X, Vv)
+        return np.einsum("bk,bkd->bd", welsch(r, 2) * Xv, X) / r.shape[1]
+
+    def _point_grads(self, w, t):
+        X = self.X[t]
+        return welsch(X @ w - self.y[t], 1)[:, None] * X
+
+    def _point_hessians(self, w, t):
+        X = self.X[t]
+        return np.einsum("k,kd,ke->kde", welsch(X @ w - self.y[t], 2), X, X)
+
+
+def make_welsch_family(
+    dim: int,
+    n_tasks: int = 8,
+    n_points: int = 64,
+    *,
+    seed: int,
+    input_scale: float = 1.0,
+    center_spread: float = 1.0,
+    task_spread: float = 1.0,
+    noise: float = 0.1,
+    probs: object = None,
+) -> WelschRegressionFamily:
+    r"""A random :class:`WelschRegressionFamily` from ``seed``.
+
+    Inputs :math:`x \sim N(0, \text{input\_scale}^2 I/d)` (so
+    :math:`E\|x\|^2 = \text{input\_scale}^2`); task ``i`` has true weights
+    :math:`w_i^* = \bar w + \text{task\_spread}\, z_i` with
+    :math:`\bar w, z_i \sim N(0, I)` scaled by ``center_spread`` and
+    ``task_spread``; targets :math:`y = x^\top w_i^* + \text{noise}\cdot\varepsilon`.
+    """
+    dim = V.integer("dim", dim)
+    n_tasks = V.integer("n_tasks", n_tasks)
+    n_points = V.integer("n_points", n_points)
+    input_scale = V.real("input_scale", input_scale, lo=0.0, lo_open=True)
+    center_spread = V.real("center_spread", center_spread, lo=0.0)
+    task_spread = V.real("task_spread", task_spread, lo=0.0)
+    noise = V.real("noise", noise, lo=0.0)
+    rng = np.random.default_rng(V.integer("seed", seed, lo=0))
+
+    X = input_scale * rng.standard_normal((n_tasks, n_points, dim)) / math.sqrt(dim)
+    w_bar = center_spread * rng.standard_normal(dim)
+    w_star = w_bar + task_spread * rng.standard_normal((n_tasks, dim))
+    y = np.einsum("mnd,md->mn", X, w_star) + noise * rng.standard_normal((n_tasks, n_points))
+    return WelschRegressionFamily(X, y, probs=probs)
+
+
+#: Factories by name, for notebook parameters such as ``family = "welsch"``.
+FAMILIES = {"quadratic": make_quadratic_family, "welsch": make_welsch_family}
+
+
+def make_family(name: str, dim: int, *, seed: int, **kwargs: object) -> TaskFamily:
+    """Build a family by name (``"quadratic"`` or ``"welsch"``); ``kwargs`` go to its factory."""
+    V.choice("name", name, sorted(FAMILIES))
+    return FAMILIES[name](dim, seed=seed, **kwargs)

@@ -1,0 +1,207 @@
+"""savefig, claim recording and the pipeline's failure behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from hfmaml_core import paths, pipeline, plotting
+from hfmaml_core.claims import ClaimRecorder
+
+
+@pytest.fixture
+def out(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.OUTPUT_ENV, str(tmp_path))
+    return tmp_path
+
+
+def _fig():
+    fig, ax = plotting.figure()
+    ax.plot(np.arange(5), np.arange(5) ** 2, label=r"$w^2$")
+    ax.set(xlabel=r"$\alpha$", title="t")
+    ax.legend()
+    return fig
+
+
+# ------------------------------------------------------------------- savefig
+def test_savefig_writes_pdf_and_png_with_deterministic_bytes(out):
+    fig = _fig()
+    first = {p.suffix: p.read_bytes() for p in plotting.savefig(fig, "demo")}
+    assert set(first) == {".pdf", ".png"}
+    assert first[".pdf"].startswith(b"%PDF") and first[".png"].startswith(b"\x89PNG")
+    plt.close(fig)
+    fig = _fig()
+    second = {p.suffix: p.read_bytes() for p in plotting.savefig(fig, "demo")}
+    assert first == second
+    assert b"CreationDate" not in first[".pdf"]
+    assert sorted(p.name for p in out.iterdir()) == ["demo.pdf", "demo.png"]  # no temp files left
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "fig.pdf", "Fig", " x"])
+def test_savefig_rejects_bad_names(out, name):
+    with pytest.raises(ValueError, match="name"):
+        plotting.savefig(_fig(), name)
+    assert not list(out.iterdir())
+
+
+def test_savefig_rejects_empty_figure_and_non_figures(out):
+    fig, _ = plotting.figure()
+    with pytest.raises(ValueError, match="empty"):
+        plotting.savefig(fig, "empty")
+    with pytest.raises(ValueError, match="fig"):
+        plotting.savefig("not a figure", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dpi"):
+        plotting.savefig(_fig(), "x", dpi=0)
+    assert not list(out.iterdir())
+
+
+def test_savefig_failure_leaves_the_previous_file_intact(out, monkeypatch):
+    fig = _fig()
+    plotting.savefig(fig, "keep")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError):
+        plotting.savefig(fig, "keep")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# -------------------------------------------------------------------- claims
+def test_claim_verdicts_are_computed_from_the_numbers(out):
+    rec = ClaimRecorder("nb")
+    assert rec.check("a", "H1", "s", measured=0.5, bound=1.0).holds
+    assert not rec.check("b", "H1", "s", measured=1.5, bound=1.0).holds
+    assert rec.check("c", "L2", "s", measured=0.9, relation=">=", bound=0.8).holds
+    assert not rec.check("d", "L2", "s", measured=0.8, relation=">", bound=0.8).holds
+    assert rec.check(
+        "e", "S1", "s", measured=1e-12, relation="==", bound=0.0, tolerance=1e-10
+    ).holds
+    assert not rec.check(
+        "f", "S1", "s", measured=1e-9, relation="==", bound=0.0, tolerance=1e-10
+    ).holds
+    assert rec.check("g", "T1", "s", measured=-2.0, relation="in", bound=(-2.2, -1.8)).holds
+    assert not rec.check("h", "T1", "s", measured=float("nan"), bound=1.0).holds
+    assert [c.id for c in rec.failed] == ["b", "d", "f", "h"]
+    saved = json.loads(rec.save().read_text())
+    assert saved["claims"][7]["measured"] is None and saved["claims"][7]["holds"] is False
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"id": "Bad Id"}, "id"),
+        ({"theory": "Z9"}, "theory"),
+        ({"statement": " "}, "statement"),
+        ({"relation": "~"}, "relation"),
+        ({"bound": float("inf")}, "bound"),
+        ({"relation": "==", "bound": 1.0}, "tolerance"),
+        ({"tolerance": 0.1}, "tolerance"),
+        ({"relation": "in", "bound": (2.0, 1.0)}, "bound"),
+        ({"measured": "big"}, "measured"),
+    ],
+)
+def test_claim_recorder_rejects_bad_input(kwargs, word):
+    args = {"id": "x", "theory": "H1", "statement": "s", "measured": 1.0, "bound": 2.0, **kwargs}
+    with pytest.raises(ValueError, match=word):
+        ClaimRecorder("nb").check(args.pop("id"), args.pop("theory"), args.pop("statement"), **args)
+
+
+def test_claim_ids_are_unique_and_empty_recorders_do_not_save(out):
+    rec = ClaimRecorder("nb")
+    with pytest.raises(ValueError, match="recorded no claims"):
+        rec.save()
+    rec.check("x", "H1", "s", measured=0.0, bound=1.0)
+    with pytest.raises(ValueError, match="unique"):
+        rec.check("x", "H1", "s", measured=0.0, bound=1.0)
+
+
+# ------------------------------------------------------------------ pipeline
+def _stage_fake_run(stage_root, name, holds=True):
+    """A staged run of the real notebook `name` with one claim and one figure."""
+    stage = stage_root / name
+    stage.mkdir(parents=True)
+    (stage / "run.json").write_text(
+        json.dumps({"notebook": name, "inputs": pipeline._notebook_inputs(name), "parameters": {}})
+    )
+    claim = {"id": "c", "theory": "H1", "notebook": name, "statement": "s", "measured": 2.0,
+             "relation": "<=", "bound": 1.0 if not holds else 3.0, "holds": holds,
+             "tolerance": None, "uncertainty": None, "details": {}}  # fmt: skip
+    (stage / f"claims-{name}.json").write_text(json.dumps({"notebook": name, "claims": [claim]}))
+    (stage / f"fig-{name}.pdf").write_bytes(b"%PDF-fake")
+    (stage / f"fig-{name}.png").write_bytes(b"png-fake")
+
+
+def test_collect_writes_the_report_and_reports_failed_claims(tmp_path, capsys):
+    names = pipeline.notebook_names()
+    for i, name in enumerate(names):
+        _stage_fake_run(tmp_path / "stage", name, holds=i > 0)
+    figdir = tmp_path / "figures"
+    figdir.mkdir()
+    (figdir / "stale-figure.pdf").write_bytes(b"old")
+    assert pipeline.collect(tmp_path / "stage", figdir) == 1
+    report = (figdir / "VERIFICATION.md").read_text()
+    assert "**FAILS**" in report and f"{names[0]}:c" in report
+    assert f"{names[0]}:c (H1)" in capsys.readouterr().err
+    claims = json.loads((figdir / "claims.json").read_text())["claims"]
+    assert len(claims) == len(names)
+    assert not (figdir / "stale-figure.pdf").exists()
+    # collecting twice gives byte-identical files
+    before = {p.name: p.read_bytes() for p in figdir.iterdir()}
+    pipeline.collect(tmp_path / "stage", figdir)
+    assert {p.name: p.read_bytes() for p in figdir.iterdir()} == before
+
+
+def test_collect_refuses_missing_or_stale_runs_before_writing(tmp_path):
+    names = pipeline.notebook_names()
+    figdir = tmp_path / "figures"
+    figdir.mkdir()
+    (figdir / "keep.pdf").write_bytes(b"old")
+    with pytest.raises(SystemExit, match="has not been run"):
+        pipeline.collect(tmp_path / "stage", figdir)
+    for name in names:
+        _stage_fake_run(tmp_path / "stage", name)
+    record = tmp_path / "stage" / names[0] / "run.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "inputs": "0" * 64}))
+    with pytest.raises(SystemExit, match="other inputs"):
+        pipeline.collect(tmp_path / "stage", figdir)
+    assert [p.name for p in figdir.iterdir()] == ["keep.pdf"]
+
+
+def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path, monkeypatch, capsys):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    nb = new_notebook(cells=[new_code_cell("fast = False\nseed = 0"), new_code_cell("x = 1"),
+                             new_code_cell("raise RuntimeError('planted failure')")])  # fmt: skip
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(nb, nbdir / "broken.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
+    with pytest.raises(SystemExit) as exc:
+        pipeline.run("broken", out=tmp_path / "out", executed=tmp_path / "broken.ipynb")
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "broken.ipynb failed in cell" in err and "planted failure" in err
+    assert not (tmp_path / "broken.ipynb").exists()
+    assert (tmp_path / "build" / "failed" / "broken.ipynb").exists()
+
+
+def test_run_rejects_unknown_notebooks():
+    with pytest.raises(ValueError, match="name must be one of"):
+        pipeline.run("no-such-notebook")
+
+
+def test_parameter_values_parse_like_papermill():
+    assert pipeline.parse_value("3") == 3
+    assert pipeline.parse_value("0.5") == 0.5
+    assert pipeline.parse_value("True") is True
+    assert pipeline.parse_value("welsch") == "welsch"
+    assert pipeline.parse_value("[1, 2]") == [1, 2]
