@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["central_difference"]
+__all__ = ["central_difference", "theorem_delta"]
 
 
 def central_difference(
@@ -63,3 +63,35 @@ def central_difference(
     g_plus = V.array("grad(w + delta*v)", grad(wa + delta * va), shape=wa.shape)
     g_minus = V.array("grad(w - delta*v)", grad(wa - delta * va), shape=wa.shape)
     return (g_plus - g_minus) / (2.0 * delta)
+
+
+def theorem_delta(rho: float, alpha: float, g_norm: object) -> np.ndarray | float:
+    r"""The perturbation of the HF-MAML theorem (THEORY T3): :math:`\delta_i = 1/(6\rho\alpha\|g_i\|)`.
+
+    With this :math:`\delta_i`, H1 bounds the error of
+    :math:`\alpha d_i` against :math:`\alpha\nabla^2 f_i(w) g_i` by
+    :math:`\alpha\rho\delta_i\|g_i\|^2 = \|g_i\|/6`.
+
+    Parameters
+    ----------
+    rho : float
+        Hessian-Lipschitz constant, ``rho > 0``.
+    alpha : float
+        Inner step size, ``alpha > 0``.
+    g_norm : float or array
+        Norms :math:`\|g_i\|` of the outer gradients, each ``> 0``.
+
+    Returns
+    -------
+    float or ndarray
+        :math:`\delta_i`, with the shape of ``g_norm``.
+    """
+    rho = V.real("rho", rho, lo=0.0, lo_open=True)
+    alpha = V.real("alpha", alpha, lo=0.0, lo_open=True)
+    g = np.asarray(g_norm, dtype=float)
+    if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(
+            "g_norm must hold finite numbers > 0 (the theorem's delta is 1/(6 rho alpha |g|))"
+        )
+    out = 1.0 / (6.0 * rho * alpha * g)
+    return float(out) if out.ndim == 0 else out

@@ -21,7 +21,14 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["SupportsTask", "gradient", "objective", "smoothness_bound"]
+__all__ = [
+    "SupportsTask",
+    "family_gradient",
+    "family_objective",
+    "gradient",
+    "objective",
+    "smoothness_bound",
+]
 
 
 class SupportsTask(Protocol):
@@ -108,3 +115,48 @@ def smoothness_bound(family: object, w: object, alpha: float) -> float:
     a = V.real("alpha", alpha, lo=0.0, hi=1.0 / L)
     G = family.task_grads(w)  # type: ignore[attr-defined]
     return 4.0 * L + 2.0 * float(family.rho) * a * float(family.probs @ np.linalg.norm(G, axis=1))  # type: ignore[attr-defined]
+
+
+def _family_points(family: object, W: object, alpha: float) -> tuple[np.ndarray, float, bool]:
+    d = family.dim  # type: ignore[attr-defined]
+    Wa = np.asarray(W)
+    single = Wa.ndim == 1
+    Wa = V.array("W", Wa[None] if single else Wa, shape=(None, d))
+    return Wa, V.real("alpha", alpha, lo=0.0), single
+
+
+def family_objective(family: object, W: object, alpha: float) -> np.ndarray | float:
+    r"""Exact :math:`F(w)` of a :class:`~hfmaml_core.tasks.TaskFamily` at one or many points.
+
+    Vectorised version of :func:`objective`: ``W`` has shape ``(d,)`` (returns a
+    float) or ``(S, d)`` (returns shape ``(S,)``); all ``S * m`` (point, task)
+    pairs are evaluated in one call to the family's kernels.
+    """
+    Wa, a, single = _family_points(family, W, alpha)
+    S, m = Wa.shape[0], family.n_tasks  # type: ignore[attr-defined]
+    T = np.tile(np.arange(m), S)
+    Wr = np.repeat(Wa, m, axis=0)
+    U = Wr - a * family._grads(Wr, T, None)  # type: ignore[attr-defined]
+    vals = family._losses(U, T, None).reshape(S, m) @ family.probs  # type: ignore[attr-defined]
+    return float(vals[0]) if single else vals
+
+
+def family_gradient(family: object, W: object, alpha: float) -> np.ndarray:
+    r"""Exact :math:`\nabla F(w)` (THEORY S1) of a task family at one or many points.
+
+    .. math::
+        \nabla F(w) = \sum_i p_i \bigl(g_i - \alpha\nabla^2 f_i(w)\,g_i\bigr),
+        \qquad g_i = \nabla f_i(w - \alpha\nabla f_i(w)),
+
+    with the Hessian applied as an exact Hessian-vector product (no Hessian is
+    formed). ``W`` has shape ``(d,)`` or ``(S, d)``; the result has the same shape.
+    Agrees with :func:`gradient` (tested); use this one inside loops.
+    """
+    Wa, a, single = _family_points(family, W, alpha)
+    S, m, d = Wa.shape[0], family.n_tasks, family.dim  # type: ignore[attr-defined]
+    T = np.tile(np.arange(m), S)
+    Wr = np.repeat(Wa, m, axis=0)
+    G_out = family._grads(Wr - a * family._grads(Wr, T, None), T, None)  # type: ignore[attr-defined]
+    dirs = G_out - a * family._hvps(Wr, G_out, T, None)  # type: ignore[attr-defined]
+    out = np.einsum("smd,m->sd", dirs.reshape(S, m, d), family.probs)  # type: ignore[attr-defined]
+    return out[0] if single else out
