@@ -13,6 +13,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hfmaml-installed
+# Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS='--no-browser --port 8899'`.
+LAB_ARGS ?=
 # Papermill parameters for every notebook, e.g. `make figures P='-p seed 3'`.
 P ?=
 export P
@@ -63,7 +65,8 @@ lint: | $(STAMP)
 
 lab: | $(STAMP)
 	$(PY) -c 'from hfmaml_core.pipeline import ensure_kernel; ensure_kernel()'
-	JUPYTER_PATH=build/jupyter $(PY) -m jupyter lab notebooks/
+	JUPYTER_PATH=build/jupyter $(PY) -m jupyter lab $(LAB_ARGS) \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 clean:
 	rm -rf build

@@ -178,6 +178,9 @@ def run(
         )
         print(msg, file=sys.stderr)
         raise SystemExit(1) from None
+    except BaseException:  # interrupted (Ctrl-C) or papermill itself failed: leave no partial copy
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if old_out is None:
             os.environ.pop(paths.OUTPUT_ENV, None)
