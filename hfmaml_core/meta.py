@@ -112,7 +112,7 @@ def smoothness_bound(family: object, w: object, alpha: float) -> float:
     and the exact task gradients).
     """
     L = float(family.L)  # type: ignore[attr-defined]
-    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / L)
+    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / L if L > 0 else None)
     G = family.task_grads(w)  # type: ignore[attr-defined]
     return 4.0 * L + 2.0 * float(family.rho) * a * float(family.probs @ np.linalg.norm(G, axis=1))  # type: ignore[attr-defined]
 

@@ -56,7 +56,7 @@ def lipschitz_estimate(
         Number of independent draws, ``>= 1``.
     """
     wa = V.array("w", w, shape=(family.dim,))
-    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / family.L)
+    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / family.L if family.L > 0 else None)
     _check_rng(rng)
     bt = V.integer("batch_tasks", batch_tasks)
     bp = V.integer("batch_points", batch_points)
@@ -101,7 +101,7 @@ def l2_thresholds(
     """
     L = V.real("L", L, lo=0.0, lo_open=True)
     rho = V.real("rho", rho, lo=0.0)
-    alpha = V.real("alpha", alpha, lo=0.0, hi=1.0 / L)
+    alpha = V.real("alpha", alpha, lo=0.0, hi=1.0 / L if L > 0 else None)
     sigma = V.real("sigma", sigma, lo=0.0)
     sigma_tilde = V.real("sigma_tilde", sigma_tilde, lo=0.0)
     b = math.ceil(0.5 * (rho * alpha * sigma / L) ** 2)

@@ -330,23 +330,24 @@ class Task:
             )
         return I[None, :]
 
+    def _w(self, w: object, name: str = "w") -> np.ndarray:
+        return V.array(name, w, shape=(self.family.dim,))[None]
+
     def loss(self, w: object, idx: object = None) -> float:
         """``f_i(w)`` (exact) or the mini-batch loss on ``idx``."""
-        return float(self.family.losses(np.asarray(w)[None], self._T, self._idx(idx))[0])
+        return float(self.family.losses(self._w(w), self._T, self._idx(idx))[0])
 
     def grad(self, w: object, idx: object = None) -> np.ndarray:
         """``grad f_i(w)`` (exact) or the mini-batch gradient on ``idx``."""
-        return self.family.grads(np.asarray(w)[None], self._T, self._idx(idx))[0]
+        return self.family.grads(self._w(w), self._T, self._idx(idx))[0]
 
     def hess(self, w: object, idx: object = None) -> np.ndarray:
         """``hess f_i(w)`` (exact) or the mini-batch Hessian on ``idx``."""
-        return self.family.hessians(np.asarray(w)[None], self._T, self._idx(idx))[0]
+        return self.family.hessians(self._w(w), self._T, self._idx(idx))[0]
 
     def hvp(self, w: object, v: object, idx: object = None) -> np.ndarray:
         """``hess f_i(w) v`` without forming the Hessian."""
-        return self.family.hvps(np.asarray(w)[None], np.asarray(v)[None], self._T, self._idx(idx))[
-            0
-        ]
+        return self.family.hvps(self._w(w), self._w(v, "v"), self._T, self._idx(idx))[0]
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """A data batch of ``size`` indices drawn uniformly with replacement, shape (size,)."""
@@ -494,6 +495,14 @@ def make_quadratic_family(
     dim = V.integer("dim", dim)
     n_tasks = V.integer("n_tasks", n_tasks)
     n_points = V.integer("n_points", n_points, lo=2)
+    if (
+        isinstance(curvature, (str, bytes))
+        or not hasattr(curvature, "__len__")
+        or len(curvature) != 2
+    ):
+        raise ValueError(
+            f"curvature must be a pair (lo, hi) of eigenvalue bounds; got {curvature!r}"
+        )
     lo = V.real("curvature[0]", curvature[0])
     hi = V.real("curvature[1]", curvature[1], lo=lo)
     center_spread = V.real("center_spread", center_spread, lo=0.0)
