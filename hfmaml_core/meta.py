@@ -102,46 +102,68 @@ def gradient(
     return out
 
 
-def smoothness_bound(family: object, w: object, alpha: float) -> float:
-    r"""The local smoothness constant of THEORY L1 at ``w``.
+def _family_points(
+    family: object, W: object, alpha: object, *, alpha_max: float | None = None, name: str = "W"
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate ``W`` ((d,) or (S, d)) and ``alpha`` (scalar or (S,)); alpha as a column (S*m, 1)."""
+    d, m = family.dim, family.n_tasks  # type: ignore[attr-defined]
+    Wa = np.asarray(W)
+    single = Wa.ndim == 1
+    Wa = V.array(name, Wa[None] if single else Wa, shape=(None, d))
+    S = Wa.shape[0]
+    allowed = f"[0, {alpha_max:g}]" if alpha_max is not None else ">= 0"
+    if np.ndim(alpha) == 0:
+        a = np.full(S, V.real("alpha", alpha, lo=0.0, hi=alpha_max))
+    else:
+        a = V.array("alpha", alpha, shape=(S,))
+        if np.any(a < 0) or (alpha_max is not None and np.any(a > alpha_max)):
+            raise ValueError(
+                f"alpha must hold numbers in {allowed}; got range [{a.min()!r}, {a.max()!r}]"
+            )
+    return Wa, np.repeat(a, m)[:, None], single
+
+
+def _pairs(family: object, Wa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (point, task) pair: rows ``W[s]`` repeated over the ``m`` tasks, and task indices."""
+    m = family.n_tasks  # type: ignore[attr-defined]
+    return np.repeat(Wa, m, axis=0), np.tile(np.arange(m), Wa.shape[0])
+
+
+def smoothness_bound(family: object, w: object, alpha: object) -> np.ndarray | float:
+    r"""The local smoothness constant of THEORY L1 at one or many points.
 
     .. math:: L(w) = 4L + 2\rho\alpha\,E_i\|\nabla f_i(w)\|,
 
     valid for :math:`\alpha \in [0, 1/L]`. ``family`` is a
     :class:`~hfmaml_core.tasks.TaskFamily` (it supplies ``L``, ``rho``, ``probs``
-    and the exact task gradients).
+    and the exact task gradients). ``w`` has shape ``(d,)`` (returns a float) or
+    ``(S, d)`` (returns shape ``(S,)``); ``alpha`` is a number or one per point.
     """
     L = float(family.L)  # type: ignore[attr-defined]
-    a = V.real("alpha", alpha, lo=0.0, hi=1.0 / L if L > 0 else None)
-    G = family.task_grads(w)  # type: ignore[attr-defined]
-    return 4.0 * L + 2.0 * float(family.rho) * a * float(family.probs @ np.linalg.norm(G, axis=1))  # type: ignore[attr-defined]
+    Wa, a, single = _family_points(family, w, alpha, alpha_max=1.0 / L if L > 0 else None, name="w")
+    Wr, T = _pairs(family, Wa)
+    norms = np.linalg.norm(family._grads(Wr, T, None), axis=1).reshape(len(Wa), -1)  # type: ignore[attr-defined]
+    m = family.n_tasks  # type: ignore[attr-defined]
+    out = 4.0 * L + 2.0 * float(family.rho) * a[::m, 0] * (norms @ family.probs)  # type: ignore[attr-defined]
+    return float(out[0]) if single else out
 
 
-def _family_points(family: object, W: object, alpha: float) -> tuple[np.ndarray, float, bool]:
-    d = family.dim  # type: ignore[attr-defined]
-    Wa = np.asarray(W)
-    single = Wa.ndim == 1
-    Wa = V.array("W", Wa[None] if single else Wa, shape=(None, d))
-    return Wa, V.real("alpha", alpha, lo=0.0), single
-
-
-def family_objective(family: object, W: object, alpha: float) -> np.ndarray | float:
+def family_objective(family: object, W: object, alpha: object) -> np.ndarray | float:
     r"""Exact :math:`F(w)` of a :class:`~hfmaml_core.tasks.TaskFamily` at one or many points.
 
     Vectorised version of :func:`objective`: ``W`` has shape ``(d,)`` (returns a
-    float) or ``(S, d)`` (returns shape ``(S,)``); all ``S * m`` (point, task)
-    pairs are evaluated in one call to the family's kernels.
+    float) or ``(S, d)`` (returns shape ``(S,)``), ``alpha`` is a number or one per
+    point; all ``S * m`` (point, task) pairs are evaluated in one call to the
+    family's kernels.
     """
     Wa, a, single = _family_points(family, W, alpha)
-    S, m = Wa.shape[0], family.n_tasks  # type: ignore[attr-defined]
-    T = np.tile(np.arange(m), S)
-    Wr = np.repeat(Wa, m, axis=0)
+    Wr, T = _pairs(family, Wa)
     U = Wr - a * family._grads(Wr, T, None)  # type: ignore[attr-defined]
-    vals = family._losses(U, T, None).reshape(S, m) @ family.probs  # type: ignore[attr-defined]
+    vals = family._losses(U, T, None).reshape(len(Wa), -1) @ family.probs  # type: ignore[attr-defined]
     return float(vals[0]) if single else vals
 
 
-def family_gradient(family: object, W: object, alpha: float) -> np.ndarray:
+def family_gradient(family: object, W: object, alpha: object) -> np.ndarray:
     r"""Exact :math:`\nabla F(w)` (THEORY S1) of a task family at one or many points.
 
     .. math::
@@ -149,14 +171,14 @@ def family_gradient(family: object, W: object, alpha: float) -> np.ndarray:
         \qquad g_i = \nabla f_i(w - \alpha\nabla f_i(w)),
 
     with the Hessian applied as an exact Hessian-vector product (no Hessian is
-    formed). ``W`` has shape ``(d,)`` or ``(S, d)``; the result has the same shape.
-    Agrees with :func:`gradient` (tested); use this one inside loops.
+    formed). ``W`` has shape ``(d,)`` or ``(S, d)``; the result has the same shape;
+    ``alpha`` is a number or one per point. Agrees with :func:`gradient` (tested);
+    use this one inside loops.
     """
     Wa, a, single = _family_points(family, W, alpha)
-    S, m, d = Wa.shape[0], family.n_tasks, family.dim  # type: ignore[attr-defined]
-    T = np.tile(np.arange(m), S)
-    Wr = np.repeat(Wa, m, axis=0)
+    Wr, T = _pairs(family, Wa)
     G_out = family._grads(Wr - a * family._grads(Wr, T, None), T, None)  # type: ignore[attr-defined]
     dirs = G_out - a * family._hvps(Wr, G_out, T, None)  # type: ignore[attr-defined]
-    out = np.einsum("smd,m->sd", dirs.reshape(S, m, d), family.probs)  # type: ignore[attr-defined]
+    S, d = Wa.shape
+    out = np.einsum("smd,m->sd", dirs.reshape(S, -1, d), family.probs)  # type: ignore[attr-defined]
     return out[0] if single else out

@@ -442,9 +442,17 @@ class QuadraticFamily(TaskFamily):
         rows = T[:, None]
         return self.s[rows, idx].mean(axis=1), self.b[rows, idx].mean(axis=1)
 
+    def _matvec(self, T: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Rows ``A[T[b]] @ X[b]``, one matrix product per distinct task (no ``(B, d, d)`` copy)."""
+        out = np.empty_like(X)
+        for t in np.unique(T):  # loop over tasks, not data: memory O(B d) instead of O(B d^2)
+            rows = T == t
+            out[rows] = X[rows] @ self.A[t]  # A is symmetric
+        return out
+
     def _residual(self, W: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         diff = W - self.c[T]
-        return diff, np.einsum("bde,be->bd", self.A[T], diff)
+        return diff, self._matvec(T, diff)
 
     def _losses(self, W, T, idx):
         s, b = self._batch_means(T, idx)
@@ -462,7 +470,7 @@ class QuadraticFamily(TaskFamily):
 
     def _hvps(self, W, Vv, T, idx):
         s, _ = self._batch_means(T, idx)
-        return s[:, None] * np.einsum("bde,be->bd", self.A[T], Vv)
+        return s[:, None] * self._matvec(T, Vv)
 
     def _point_grads(self, w, t):
         Ad = self.A[t] @ (w - self.c[t])
