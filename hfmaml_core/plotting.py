@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -52,6 +53,10 @@ RC = {
     "pdf.fonttype": 42,
     "svg.hashsalt": "hfmaml",
 }
+
+# fontTools, which matplotlib uses to embed fonts in PDFs, logs a harmless warning about the
+# font's "created" timestamp on every figure; keep its real errors only.
+logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
