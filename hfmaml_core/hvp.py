@@ -9,6 +9,13 @@ r"""Hessian-vector products by central differences of gradients (THEORY H1).
 when :math:`\nabla^2\varphi` is :math:`\rho`-Lipschitz (THEORY H1; the
 finite-difference notebook establishes the sharp constant). This is the
 Hessian-free part of HF-MAML (THEORY T3): two gradient calls, no Hessian.
+
+Also here, for the study of the choice of :math:`\delta`
+(``notebooks/02_hessian_vector_products``): a float32 path of
+:func:`central_difference`, the complex-step product :func:`complex_step`
+(no subtractive cancellation), the truncation + rounding error model
+:func:`error_model` with its minimiser :func:`optimal_delta`, and the rules
+for :math:`\delta` used in practice, :func:`delta_rule`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,73 @@ import numpy as np
 
 from . import _validate as V
 
-__all__ = ["central_difference", "theorem_delta"]
+__all__ = [
+    "DELTA_RULES",
+    "central_difference",
+    "complex_step",
+    "delta_rule",
+    "error_model",
+    "optimal_delta",
+    "theorem_delta",
+]
+
+#: Names accepted by :func:`delta_rule`.
+DELTA_RULES = ("fixed", "per-tensor", "theorem")
+
+_REAL_DTYPES = {"float64": np.float64, "float32": np.float32}
+_COMPLEX_DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
+
+
+def _dtype(name: str, value: object, table: dict[str, type]) -> type:
+    """Map a dtype-like ``value`` to one of ``table``'s numpy types, or raise ValueError."""
+    allowed = ", ".join(table)
+    if value is None or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+    try:
+        key = np.dtype(value).name  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}") from None
+    if key not in table:
+        raise ValueError(f"{name} must be one of {allowed}; got {key}")
+    return table[key]
+
+
+def _step(name: str, value: object, dt: type) -> float:
+    """A step ``> 0`` that stays a normal, non-zero number in the working precision ``dt``."""
+    x = V.real(name, value, lo=0.0, lo_open=True)
+    info = np.finfo(dt)
+    if not float(info.tiny) <= x <= float(info.max):
+        raise ValueError(
+            f"{name} must be a finite number in [{float(info.tiny):.3g}, {float(info.max):.3g}] "
+            f"(normal numbers of {np.dtype(dt).name}); got {x!r}"
+        )
+    return x
+
+
+def _in_precision(name: str, x: np.ndarray, dt: type) -> np.ndarray:
+    """``x`` rounded to the real type ``dt``, refusing values that overflow there."""
+    top = float(np.finfo(dt).max)
+    if not np.all(np.abs(x) <= top):  # checked before the cast, which would overflow to inf
+        raise ValueError(
+            f"{name} must be representable in {np.dtype(dt).name} (|entries| <= {top:.3g})"
+        )
+    return x.astype(dt)
+
+
+def _grad_output(name: str, value: object, d: int, dt: type) -> np.ndarray:
+    """Check that a gradient call returned a finite array of shape (d,) and dtype ``dt``."""
+    arr = np.asarray(value)
+    want = np.dtype(dt).name
+    if arr.shape != (d,):
+        raise ValueError(f"{name} must have shape ({d},); got shape {arr.shape}")
+    if arr.dtype != dt:
+        raise ValueError(
+            f"{name} must be an array of dtype {want} (compute the gradient in the working "
+            f"precision: casting another dtype would hide or fake its rounding); got {arr.dtype}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must contain only finite values (no nan or inf)")
+    return arr
 
 
 def central_difference(
@@ -27,6 +100,8 @@ def central_difference(
     w: object,
     v: object,
     delta: float,
+    *,
+    dtype: object = np.float64,
 ) -> np.ndarray:
     r"""Central-difference approximation of :math:`\nabla^2\varphi(w)\,v` (THEORY H1).
 
@@ -40,28 +115,43 @@ def central_difference(
         Direction.
     delta : float
         Perturbation size, ``delta > 0``.
+    dtype : {float64, float32}, optional
+        Working precision. ``float64`` (default): inputs and gradients are
+        converted to float64. ``float32``: ``w``, ``v`` and ``delta`` are rounded
+        to float32, ``w +- delta*v`` and the quotient are computed in float32, and
+        ``grad`` must *return* float32 (it is refused otherwise, so that the
+        rounding of the result really is float32 rounding).
 
     Returns
     -------
-    ndarray, shape (d,)
+    ndarray, shape (d,), of the working precision
         :math:`[\nabla\varphi(w+\delta v) - \nabla\varphi(w-\delta v)] / (2\delta)`.
 
     Raises
     ------
     ValueError
-        If ``grad`` is not callable, ``w`` or ``v`` is not a finite 1-D array of
-        matching length, ``delta`` is not a finite number > 0, or ``grad``
-        returns something other than a finite array of shape (d,).
+        If ``grad`` is not callable, ``dtype`` is not float64 or float32, ``w`` or
+        ``v`` is not a finite 1-D array of matching length (representable in the
+        working precision), ``delta`` is not a finite number > 0 (a normal float32
+        number for float32), or ``grad`` returns something other than a finite
+        array of shape (d,) (of dtype float32 for float32).
     """
     if not callable(grad):
         raise ValueError(
             f"grad must be callable as grad(w) -> array of shape (d,); got {type(grad).__name__}"
         )
+    dt = _dtype("dtype", dtype, _REAL_DTYPES)
     wa = V.array("w", w, shape=(None,))
     va = V.array("v", v, shape=wa.shape)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
-    g_plus = V.array("grad(w + delta*v)", grad(wa + delta * va), shape=wa.shape)
-    g_minus = V.array("grad(w - delta*v)", grad(wa - delta * va), shape=wa.shape)
+    if dt is np.float64:
+        g_plus = V.array("grad(w + delta*v)", grad(wa + delta * va), shape=wa.shape)
+        g_minus = V.array("grad(w - delta*v)", grad(wa - delta * va), shape=wa.shape)
+    else:  # float32: every operation below, and inside grad, rounds to float32
+        delta = dt(_step("delta", delta, dt))
+        wa, va = _in_precision("w", wa, dt), _in_precision("v", va, dt)
+        g_plus = _grad_output("grad(w + delta*v)", grad(wa + delta * va), wa.size, dt)
+        g_minus = _grad_output("grad(w - delta*v)", grad(wa - delta * va), wa.size, dt)
     return (g_plus - g_minus) / (2.0 * delta)
 
 
@@ -94,4 +184,217 @@ def theorem_delta(rho: float, alpha: float, g_norm: object) -> np.ndarray | floa
             "g_norm must hold finite numbers > 0 (the theorem's delta is 1/(6 rho alpha |g|))"
         )
     out = 1.0 / (6.0 * rho * alpha * g)
+    return float(out) if out.ndim == 0 else out
+
+
+def complex_step(
+    grad: Callable[[np.ndarray], np.ndarray],
+    w: object,
+    v: object,
+    h: float,
+    *,
+    dtype: object = np.complex128,
+) -> np.ndarray:
+    r"""Complex-step approximation of :math:`\nabla^2\varphi(w)\,v`: no subtractive cancellation.
+
+    For a real-analytic :math:`\varphi` whose gradient extends to complex
+    arguments (real on real ones), Taylor's theorem in the imaginary direction gives
+
+    .. math::
+        \nabla\varphi(w + ihv) = \nabla\varphi(w) + ih\,\nabla^2\varphi(w)v
+          - \tfrac{h^2}{2}\nabla^3\varphi(w)[v,v] - \tfrac{ih^3}{6}\nabla^4\varphi(w)[v,v,v]
+          + O(h^4),
+
+    so
+
+    .. math::
+        \frac{\operatorname{Im}\nabla\varphi(w + ihv)}{h}
+          = \nabla^2\varphi(w)v - \tfrac{h^2}{6}\nabla^4\varphi(w)[v,v,v] + O(h^4).
+
+    The truncation error has the size of the central difference's (THEORY H1),
+    but no two nearby numbers are subtracted, so ``h`` can be taken tiny and the
+    result is accurate to working precision.
+
+    Parameters
+    ----------
+    grad : callable
+        ``grad(z) -> complex ndarray of shape (d,)`` for complex ``z`` of shape
+        (d,), of the same complex dtype as ``z``. It must use complex-analytic
+        operations only (no ``abs``, comparisons or clipping of ``z``).
+    w : array, shape (d,)
+        Real point at which the Hessian acts.
+    v : array, shape (d,)
+        Real direction.
+    h : float
+        Imaginary step, ``h > 0`` and a normal number of the working precision
+        (``1e-100`` is fine in complex128).
+    dtype : {complex128, complex64}, optional
+        Working precision of the complex arithmetic.
+
+    Returns
+    -------
+    ndarray, shape (d,)
+        :math:`\operatorname{Im}\nabla\varphi(w+ihv)/h`, float64 (float32 for complex64).
+
+    Raises
+    ------
+    ValueError
+        If ``grad`` is not callable, ``dtype`` is not complex128 or complex64,
+        ``w`` or ``v`` is not a finite real 1-D array of matching length
+        (representable in the working precision), ``h`` is out of range, or
+        ``grad`` returns something other than a finite array of shape (d,) of
+        the working dtype.
+    """
+    if not callable(grad):
+        raise ValueError(
+            f"grad must be callable as grad(z) -> complex array of shape (d,); got {type(grad).__name__}"
+        )
+    ct = _dtype("dtype", dtype, _COMPLEX_DTYPES)
+    rt = np.float64 if ct is np.complex128 else np.float32
+    wa = V.array("w", w, shape=(None,))
+    va = V.array("v", v, shape=wa.shape)
+    hr = rt(_step("h", h, rt))
+    z = np.empty(wa.size, dtype=ct)
+    z.real = _in_precision("w", wa, rt)
+    hv = _in_precision("h*v", va * float(hr), rt)
+    if np.any((va != 0) & (np.abs(hv) < np.finfo(rt).tiny)):
+        raise ValueError(
+            f"h*v must stay a normal {np.dtype(rt).name} number where v != 0 (an underflowing "
+            f"imaginary part loses digits); got h={float(hr)!r}, min |v| = {np.abs(va[va != 0]).min()!r}"
+        )
+    z.imag = hv
+    g = _grad_output("grad(w + i*h*v)", grad(z), wa.size, ct)
+    return g.imag / hr
+
+
+def error_model(delta: object, trunc: float, scale: float, eps: float) -> np.ndarray | float:
+    r"""Truncation + rounding model of the central-difference error (THEORY H1).
+
+    .. math:: E(\delta) = a\,\delta^2 + \frac{\varepsilon\,s}{\delta}.
+
+    *Truncation*: for a smooth :math:`\varphi` the central difference is
+    :math:`\nabla^2\varphi(w)v + \tfrac{\delta^2}{6}\nabla^4\varphi(w)[v,v,v] + O(\delta^4)`,
+    so :math:`a = \|\nabla^4\varphi(w)[v,v,v]\|/6`. *Rounding*: each computed
+    gradient is off by about :math:`\varepsilon s` (machine epsilon times the
+    gradient's size :math:`s`); the two errors do not cancel, and dividing their
+    difference (at most :math:`2\varepsilon s`) by :math:`2\delta` gives
+    :math:`\varepsilon s/\delta`.
+
+    Parameters
+    ----------
+    delta : float or array
+        Perturbation sizes, each ``> 0``.
+    trunc : float
+        Truncation coefficient :math:`a > 0`.
+    scale : float
+        Rounding scale :math:`s > 0` (e.g. :math:`\|\nabla\varphi(w)\|`).
+    eps : float
+        Machine epsilon of the working precision, in ``(0, 1)``.
+
+    Returns
+    -------
+    float or ndarray
+        :math:`E(\delta)`, with the shape of ``delta``.
+    """
+    a, s, e = _model_constants(trunc, scale, eps)
+    d = _positive("delta", delta)
+    out = a * d * d + e * s / d
+    return float(out) if out.ndim == 0 else out
+
+
+def optimal_delta(trunc: float, scale: float, eps: float) -> tuple[float, float]:
+    r"""Minimiser and minimum of :func:`error_model`: the predicted best :math:`\delta` and error floor.
+
+    Setting :math:`E'(\delta) = 2a\delta - \varepsilon s/\delta^2 = 0`:
+
+    .. math::
+        \delta^\star = \Bigl(\frac{\varepsilon s}{2a}\Bigr)^{1/3}, \qquad
+        E(\delta^\star) = 3a\,(\delta^\star)^2 = \tfrac32\,\frac{\varepsilon s}{\delta^\star}.
+
+    So :math:`\delta^\star \propto \varepsilon^{1/3}` and the floor
+    :math:`\propto \varepsilon^{2/3}`: about 1e-5 and 1e-10 in float64,
+    5e-3 and 1e-4 in float32, for :math:`a, s` of order 1.
+
+    Parameters
+    ----------
+    trunc, scale, eps : float
+        As in :func:`error_model`.
+
+    Returns
+    -------
+    (float, float)
+        :math:`\delta^\star` and :math:`E(\delta^\star)`.
+    """
+    a, s, e = _model_constants(trunc, scale, eps)
+    d = (e * s / (2.0 * a)) ** (1.0 / 3.0)
+    return d, 3.0 * a * d * d
+
+
+def _positive(name: str, value: object) -> np.ndarray:
+    """``value`` as a float array (any shape, non-empty) of finite numbers > 0."""
+    try:
+        arr = np.asarray(value)
+    except Exception:  # pragma: no cover - exotic objects
+        arr = np.asarray([np.nan])
+    if arr.dtype.kind not in "fiu" or arr.size == 0:
+        raise ValueError(f"{name} must hold finite real numbers > 0; got {value!r}")
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must hold finite real numbers > 0; got {value!r}")
+    return arr
+
+
+def _model_constants(trunc: object, scale: object, eps: object) -> tuple[float, float, float]:
+    a = V.real("trunc", trunc, lo=0.0, lo_open=True)
+    s = V.real("scale", scale, lo=0.0, lo_open=True)
+    e = V.real("eps", eps, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    return a, s, e
+
+
+def delta_rule(
+    rule: str,
+    g_norm: object,
+    *,
+    rho: float | None = None,
+    alpha: float | None = None,
+    fixed: float = 1e-3,
+) -> np.ndarray | float:
+    r"""The perturbation :math:`\delta` of HF-MAML's :math:`d_i` under a named rule (THEORY T3).
+
+    .. math::
+        \text{fixed: } \delta = \delta_0, \qquad
+        \text{per-tensor: } \delta = \frac{1}{6\|g\|}, \qquad
+        \text{theorem: } \delta_i = \frac{1}{6\rho\alpha\|g_i\|}.
+
+    ``"per-tensor"`` is the rule of some public HF-MAML implementations, which
+    compute it from the norm of each parameter tensor's gradient; for a model
+    whose parameters form one vector it is the theorem's rule with
+    :math:`\rho\alpha` replaced by 1. ``"theorem"`` is :func:`theorem_delta`.
+
+    Parameters
+    ----------
+    rule : {"fixed", "per-tensor", "theorem"}
+    g_norm : float or array
+        :math:`\|g_i\|`, each a finite number > 0.
+    rho, alpha : float, optional
+        Required (each > 0) for ``"theorem"`` only.
+    fixed : float
+        :math:`\delta_0 > 0` for ``"fixed"``.
+
+    Returns
+    -------
+    float or ndarray
+        :math:`\delta`, with the shape of ``g_norm``.
+    """
+    V.choice("rule", rule, DELTA_RULES)
+    g = _positive("g_norm", g_norm)
+    if rule == "theorem":
+        if rho is None or alpha is None:
+            raise ValueError("rule 'theorem' needs rho > 0 and alpha > 0; got rho or alpha None")
+        return theorem_delta(rho, alpha, g)
+    if rule == "fixed":
+        d0 = V.real("fixed", fixed, lo=0.0, lo_open=True)
+        out = np.full(g.shape, d0)
+    else:
+        out = 1.0 / (6.0 * g)
     return float(out) if out.ndim == 0 else out

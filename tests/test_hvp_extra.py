@@ -1,0 +1,378 @@
+"""Tests for the additions to :mod:`hfmaml_core.hvp` used by the finite-difference notebook.
+
+``central_difference(..., dtype=float32)``, ``complex_step``, ``error_model``,
+``optimal_delta`` and ``delta_rule``. The references are closed forms written out
+here (polynomial gradients, the attaining function of H1's sharp constant), sympy
+(Hessians of a Welsch task, the minimiser of the error model) and a brute-force
+grid search; none of them calls the code under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hfmaml_core import hvp
+
+HYP = settings(max_examples=40, deadline=None, database=None)
+EPS32 = float(np.finfo(np.float32).eps)
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+# =============================================================================
+# helpers: gradients with closed-form Hessians
+# =============================================================================
+
+
+def _quadratic(seed: int, d: int = 4) -> tuple[np.ndarray, object]:
+    """A symmetric ``A`` and the gradient ``w -> A w`` computed in the dtype of ``w``."""
+    rng = np.random.default_rng(seed)
+    M = rng.standard_normal((d, d))
+    A = (M + M.T) / 2
+
+    def grad(w: np.ndarray) -> np.ndarray:
+        return A.astype(w.dtype) @ w
+
+    return A, grad
+
+
+def _cubic(seed: int, d: int = 3):
+    """phi(w) = sum_k c_k w_k^3 + w^T B w / 2: gradient 3 c w^2 + B w, Hessian diag(6 c w) + B."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal(d)
+    M = rng.standard_normal((d, d))
+    B = (M + M.T) / 2
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        return 3 * c.astype(z.dtype) * z * z + B.astype(z.dtype) @ z
+
+    def hess(w: np.ndarray) -> np.ndarray:
+        return np.diag(6 * c * w) + B
+
+    return grad, hess
+
+
+def _welsch_sympy(seed: int, d: int = 3, n: int = 5):
+    """A Welsch task f(w) = mean_j 1 - exp(-(x_j.w - y_j)^2 / 2): complex-capable gradient, sympy Hessian."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    ws = sp.symbols(f"w0:{d}", real=True)
+    f = (
+        sum(
+            1 - sp.exp(-((sum(X[j, k] * ws[k] for k in range(d)) - y[j]) ** 2) / 2)
+            for j in range(n)
+        )
+        / n
+    )
+    hess = sp.lambdify([ws], sp.hessian(f, ws), "numpy")
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        Xz, yz = X.astype(z.dtype), y.astype(z.dtype)
+        r = Xz @ z - yz
+        return Xz.T @ (r * np.exp(-r * r / 2)) / n
+
+    return grad, lambda w: np.array(hess(w), dtype=float)
+
+
+# =============================================================================
+# central_difference: the float32 path
+# =============================================================================
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float32_central_difference_is_float32_and_accurate_on_quadratics(seed):
+    A, grad = _quadratic(seed)
+    rng = np.random.default_rng(seed + 10)
+    w, v = rng.standard_normal(4), rng.standard_normal(4)
+    out = hvp.central_difference(grad, w, v, 1e-2, dtype=np.float32)
+    assert out.dtype == np.float32
+    # exact in real arithmetic; float32 rounding of A(w +- dv) amplified by 1/(2 delta)
+    scale = np.abs(A).sum(axis=1).max() * (np.abs(w).max() + 1e-2 * np.abs(v).max())
+    tol = 64 * EPS32 * scale / 1e-2
+    np.testing.assert_allclose(out.astype(float), A @ v, rtol=0, atol=tol)
+
+
+def test_float32_step_below_resolution_gives_exactly_zero():
+    """1 + 1e-8 rounds to 1 in float32: the two gradients coincide, the product is 0."""
+    A, grad = _quadratic(3)
+    w, v = np.ones(4), np.ones(4)
+    out32 = hvp.central_difference(grad, w, v, 1e-8, dtype="float32")
+    out64 = hvp.central_difference(grad, w, v, 1e-8)
+    assert np.all(out32 == 0)
+    np.testing.assert_allclose(out64, A @ v, rtol=1e-6)
+
+
+def test_float64_default_unchanged_by_the_dtype_keyword():
+    _, grad = _quadratic(4)
+    rng = np.random.default_rng(5)
+    w, v = rng.standard_normal(4), rng.standard_normal(4)
+    a = hvp.central_difference(grad, w, v, 1e-3)
+    b = hvp.central_difference(grad, w, v, 1e-3, dtype=np.float64)
+    c = hvp.central_difference(grad, w, v, 1e-3, dtype="float64")
+    assert a.dtype == np.float64 and np.array_equal(a, b) and np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dtype": "float16"}, r"dtype must be one of float64, float32; got float16"),
+        ({"dtype": np.complex128}, r"dtype must be one of float64, float32"),
+        ({"dtype": None}, r"dtype must be one of float64, float32"),
+        ({"dtype": "not-a-dtype"}, r"dtype must be one of float64, float32"),
+        ({"dtype": np.float32, "delta": 1e-40}, r"delta must be a finite number in \[1.18e-38"),
+        ({"dtype": np.float32, "w": np.full(2, 1e39)}, r"w must be representable in float32"),
+        ({"dtype": np.float32, "delta": -1.0}, r"delta must be a finite number > 0"),
+    ],
+)
+def test_float32_arguments_rejected_before_any_gradient_call(kwargs, match):
+    calls = []
+
+    def grad(w):
+        calls.append(w)
+        return w.astype(np.float32)
+
+    args = {"w": np.ones(2), "v": np.ones(2), "delta": 1e-3} | kwargs
+    with pytest.raises(ValueError, match=match):
+        hvp.central_difference(grad, args.pop("w"), args.pop("v"), args.pop("delta"), **args)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("bad_grad", "match"),
+    [
+        (lambda w: w.astype(np.float64), r"must be an array of dtype float32.*got float64"),
+        (lambda w: np.ones(3, np.float32), r"must have shape \(2,\)"),
+        (lambda w: np.full(2, np.inf, np.float32), r"must contain only finite values"),
+    ],
+)
+def test_float32_gradient_output_checked(bad_grad, match):
+    with pytest.raises(ValueError, match=match):
+        hvp.central_difference(bad_grad, np.ones(2), np.ones(2), 1e-3, dtype=np.float32)
+
+
+# =============================================================================
+# H1's sharp constant: the attaining function, in closed form
+# =============================================================================
+
+
+@given(
+    st.floats(0.1, 10.0),
+    st.floats(1e-4, 1e2),
+    st.floats(-3.0, 3.0),
+    st.integers(0, 2**31 - 1),
+)
+@HYP
+def test_attaining_function_has_error_rho_delta_over_two_at_the_kink(rho, delta, offset, seed):
+    """phi = rho/6 |u.w|^3, v parallel to u: error / (rho delta |v|^2) = (1 - |sigma|)^2 / 2, 0 beyond."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(3)
+    u /= np.linalg.norm(u)
+    v = 0.5 * u
+    w = rng.standard_normal(3)
+    w -= (u @ w) * u  # on the kink
+    w += offset * delta * np.linalg.norm(v) * u  # offset sigma = offset
+
+    def grad(x):
+        s = u @ x
+        return 0.5 * rho * s * abs(s) * u
+
+    exact = rho * abs(u @ w) * (u @ v) * u
+    ratio = np.linalg.norm(hvp.central_difference(grad, w, v, delta) - exact) / (
+        rho * delta * (v @ v)
+    )
+    expected = 0.5 * max(0.0, 1.0 - abs(offset)) ** 2
+    assert ratio == pytest.approx(expected, abs=1e-9)
+
+
+# =============================================================================
+# complex_step
+# =============================================================================
+
+
+@pytest.mark.parametrize("h", [1e-100, 1e-8, 1.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_complex_step_exact_for_cubics_at_any_step(h, seed):
+    """For a cubic phi, Im grad(w + ihv)/h = hess(w) v exactly (no h^2 term: phi'''' = 0)."""
+    grad, hess = _cubic(seed)
+    rng = np.random.default_rng(seed + 20)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    out = hvp.complex_step(grad, w, v, h)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, hess(w) @ v, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("h", [0.5, 0.1])
+def test_complex_step_truncation_term(h):
+    """phi = w^4/24 in 1-D: Im grad(w + ih)/h = w^2/2 - h^2/6 (the docstring's -h^2/6 phi'''')."""
+    w = 0.7
+    out = hvp.complex_step(lambda z: z**3 / 6, [w], [1.0], h)
+    assert out[0] == pytest.approx(w * w / 2 - h * h / 6, rel=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_complex_step_matches_sympy_hessian_to_working_precision(seed):
+    grad, hess = _welsch_sympy(seed)
+    rng = np.random.default_rng(seed + 30)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    ref = hess(w) @ v
+    scale = np.linalg.norm(ref)
+    out64 = hvp.complex_step(grad, w, v, 1e-20)
+    assert np.linalg.norm(out64 - ref) <= 64 * EPS64 * max(scale, 1.0)
+    out32 = hvp.complex_step(grad, w, v, 1e-10, dtype=np.complex64)
+    assert out32.dtype == np.float32
+    assert np.linalg.norm(out32.astype(float) - ref) <= 64 * EPS32 * max(scale, 1.0)
+    # ...while a central difference at the same tiny step is pure cancellation
+    cd = hvp.central_difference(lambda x: grad(x.astype(np.complex128)).real, w, v, 1e-20)
+    assert np.all(cd == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dtype": np.float64}, r"dtype must be one of complex128, complex64"),
+        ({"dtype": "complex256"}, r"dtype must be one of complex128, complex64"),
+        ({"h": 0.0}, r"h must be a finite number > 0"),
+        ({"h": float("nan")}, r"h must be a finite number > 0"),
+        ({"h": 1e-320}, r"h must be a finite number in \[2.23e-308"),
+        ({"h": 1e-40, "dtype": np.complex64}, r"h must be a finite number in \[1.18e-38"),
+        ({"w": np.array([1.0 + 1j, 0.0])}, r"w must be a real array"),
+        ({"v": np.ones(3)}, r"v must have shape \(2,\)"),
+    ],
+)
+def test_complex_step_arguments_rejected_before_any_gradient_call(kwargs, match):
+    calls = []
+
+    def grad(z):
+        calls.append(z)
+        return z
+
+    args = {"w": np.ones(2), "v": np.ones(2), "h": 1e-20} | kwargs
+    with pytest.raises(ValueError, match=match):
+        hvp.complex_step(grad, args.pop("w"), args.pop("v"), args.pop("h"), **args)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("bad_grad", "dtype", "match"),
+    [
+        (lambda z: z.real, np.complex128, r"dtype complex128.*got float64"),
+        (lambda z: z.astype(np.complex128), np.complex64, r"dtype complex64.*got complex128"),
+        (lambda z: z[:1], np.complex128, r"must have shape \(2,\)"),
+        (lambda z: z * np.nan, np.complex128, r"must contain only finite values"),
+    ],
+)
+def test_complex_step_gradient_output_checked(bad_grad, dtype, match):
+    with pytest.raises(ValueError, match=match):
+        hvp.complex_step(bad_grad, np.ones(2), np.ones(2), 1e-20, dtype=dtype)
+
+
+def test_complex_step_refuses_non_callable():
+    with pytest.raises(ValueError, match="grad must be callable"):
+        hvp.complex_step(np.ones(2), np.ones(2), np.ones(2), 1e-20)
+
+
+# =============================================================================
+# error_model and optimal_delta
+# =============================================================================
+
+
+def test_optimal_delta_matches_sympy():
+    a, s, e, d = sp.symbols("a s epsilon delta", positive=True)
+    E = a * d**2 + e * s / d
+    (d_star,) = sp.solve(sp.diff(E, d), d)
+    floor = sp.simplify(E.subs(d, d_star))
+    vals = {a: 0.37, s: 2.5, e: 1.2e-7}
+    got_d, got_floor = hvp.optimal_delta(0.37, 2.5, 1.2e-7)
+    assert got_d == pytest.approx(float(d_star.subs(vals)), rel=1e-12)
+    assert got_floor == pytest.approx(float(floor.subs(vals)), rel=1e-12)
+
+
+@given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.floats(1e-17, 1e-3))
+@HYP
+def test_optimal_delta_minimises_the_model_on_a_grid(trunc, scale, eps):
+    d_star, floor = hvp.optimal_delta(trunc, scale, eps)
+    grid = d_star * np.logspace(-2, 2, 4001)  # brute force around the claimed minimiser
+    values = trunc * grid**2 + eps * scale / grid
+    assert grid[values.argmin()] == pytest.approx(d_star, rel=3e-3)
+    assert values.min() == pytest.approx(floor, rel=1e-5)
+    assert floor <= values.min() * (1 + 1e-12)
+
+
+def test_error_model_values_and_shapes():
+    assert hvp.error_model(0.1, 2.0, 3.0, 1e-3) == pytest.approx(2.0 * 0.01 + 1e-3 * 3.0 / 0.1)
+    assert isinstance(hvp.error_model(0.1, 2.0, 3.0, 1e-3), float)
+    out = hvp.error_model(np.array([[1e-3, 1e-2]]), 1.0, 1.0, 1e-16)
+    assert out.shape == (1, 2)
+    np.testing.assert_allclose(out, [[1e-6 + 1e-13, 1e-4 + 1e-14]], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: hvp.error_model(0.0, 1, 1, 1e-16), r"delta must hold finite real numbers > 0"),
+        (lambda: hvp.error_model([], 1, 1, 1e-16), r"delta must hold finite real numbers > 0"),
+        (lambda: hvp.error_model("x", 1, 1, 1e-16), r"delta must hold finite real numbers > 0"),
+        (lambda: hvp.error_model([1.0, np.nan], 1, 1, 1e-16), r"delta must hold finite"),
+        (lambda: hvp.error_model(1e-3, 0.0, 1, 1e-16), r"trunc must be a finite number > 0"),
+        (lambda: hvp.optimal_delta(1.0, -1.0, 1e-16), r"scale must be a finite number > 0"),
+        (lambda: hvp.optimal_delta(1.0, 1.0, 1.0), r"eps must be a finite number in \(0, 1\)"),
+        (lambda: hvp.optimal_delta(1.0, 1.0, True), r"eps must be a finite number in \(0, 1\)"),
+    ],
+)
+def test_error_model_arguments_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# =============================================================================
+# delta_rule
+# =============================================================================
+
+
+def test_delta_rules_written_out():
+    g = np.array([0.5, 2.0, 8.0])
+    np.testing.assert_array_equal(hvp.delta_rule("fixed", g, fixed=1e-3), [1e-3] * 3)
+    np.testing.assert_allclose(hvp.delta_rule("per-tensor", g), [1 / 3, 1 / 12, 1 / 48], rtol=1e-15)
+    np.testing.assert_allclose(
+        hvp.delta_rule("theorem", g, rho=2.0, alpha=0.25),
+        [1 / (6 * 2.0 * 0.25 * x) for x in g],
+        rtol=1e-15,
+    )
+    assert hvp.delta_rule("per-tensor", 3.0) == pytest.approx(1 / 18)
+    assert isinstance(hvp.delta_rule("fixed", 3.0), float)
+    assert hvp.DELTA_RULES == ("fixed", "per-tensor", "theorem")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: hvp.delta_rule("adaptive", 1.0),
+            r"rule must be one of 'fixed', 'per-tensor', 'theorem'",
+        ),
+        (lambda: hvp.delta_rule("fixed", 0.0), r"g_norm must hold finite real numbers > 0"),
+        (lambda: hvp.delta_rule("per-tensor", [1.0, np.inf]), r"g_norm must hold finite"),
+        (
+            lambda: hvp.delta_rule("theorem", 1.0, rho=1.0),
+            r"rule 'theorem' needs rho > 0 and alpha > 0",
+        ),
+        (
+            lambda: hvp.delta_rule("theorem", 1.0, rho=-1.0, alpha=0.1),
+            r"rho must be a finite number > 0",
+        ),
+        (lambda: hvp.delta_rule("fixed", 1.0, fixed=0.0), r"fixed must be a finite number > 0"),
+    ],
+)
+def test_delta_rule_arguments_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_complex_step_refuses_an_underflowing_imaginary_part():
+    with pytest.raises(ValueError, match=r"h\*v must stay a normal float64 number"):
+        hvp.complex_step(lambda z: z, np.ones(2), np.array([1e-20, 0.0]), 1e-300)
+    hvp.complex_step(lambda z: z, np.ones(2), np.array([1.0, 0.0]), 1e-300)  # zeros in v are fine
