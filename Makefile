@@ -21,9 +21,11 @@ export P
 
 NAMES := $(sort $(basename $(notdir $(wildcard notebooks/*.ipynb))))
 EXECUTED := $(NAMES:%=build/executed/%.ipynb)
-LIB := $(wildcard hfmaml_core/*.py)
+LIB := $(wildcard hfmaml_core/*.py) $(wildcard benchmarks/results/*.json)
 
-.PHONY: help figures test verify lab lint clean distclean FORCE
+BENCHES := $(sort $(wildcard benchmarks/*.py))
+
+.PHONY: help figures test verify lab lint bench clean distclean FORCE
 
 help:
 	@echo "make figures   run every notebook and regenerate figures/ (main job)"
@@ -31,6 +33,7 @@ help:
 	@echo "make verify    print figures/VERIFICATION.md; fail if a claim fails or figures are stale"
 	@echo "make lab       JupyterLab on notebooks/ with this project's kernel"
 	@echo "make lint      ruff on the library, tests and notebooks"
+	@echo "make bench     rerun the timing benchmarks; rewrites benchmarks/results/ (then make figures)"
 	@echo "make clean     remove build/ (executed notebooks, staged figures)"
 	@echo "make distclean also remove the virtual environment"
 	@echo "variables: P='-p name value' (papermill parameters), PYTHON, VENV"
@@ -62,6 +65,10 @@ test: | $(STAMP)
 lint: | $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check hfmaml_core tests
+
+# Wall-clock measurements live here, not in notebooks, so `make figures` stays deterministic.
+bench: | $(STAMP)
+	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b; done
 
 lab: | $(STAMP)
 	$(PY) -c 'from hfmaml_core.pipeline import ensure_kernel; ensure_kernel()'

@@ -6,6 +6,9 @@ Modules
 tasks     finite task families: exact and mini-batch losses, gradients, Hessians, HVPs
 hvp       central-difference Hessian-vector products (THEORY H1)
 meta      exact MAML objective and meta-gradient (THEORY S1, L1)
+stepsize  the theorems' random step size and the thresholds of THEORY L2
+symbolic  sympy helpers for the derivations (THEORY S1, L1, A2, A3)
+montecarlo Monte Carlo estimates with standard errors (THEORY L2, L3, L4)
 plotting  figure style and the atomic, deterministic ``savefig``
 claims    recording verified claims for the verification report
 paths     every path, resolved from the repository root

@@ -23,6 +23,8 @@ BUILD: Path = ROOT / "build"
 EXECUTED: Path = BUILD / "executed"
 STAGE: Path = BUILD / "stage"
 INTERACTIVE: Path = BUILD / "interactive"
+BENCHMARKS: Path = ROOT / "benchmarks"
+BENCH_RESULTS: Path = BENCHMARKS / "results"
 
 OUTPUT_ENV = "HFMAML_OUT"
 

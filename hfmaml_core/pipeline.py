@@ -64,8 +64,16 @@ def notebook_hash(path: Path) -> str:
 
 
 def library_hashes() -> dict[str, str]:
-    """Hashes of every file a figure depends on besides its notebook."""
-    files = sorted(paths.PACKAGE.rglob("*.py")) + [paths.ROOT / "pyproject.toml"]
+    """Hashes of every file a figure depends on besides its notebook.
+
+    The library, the committed benchmark results that notebooks plot, and
+    ``pyproject.toml`` (the dependency versions).
+    """
+    files = (
+        sorted(paths.PACKAGE.rglob("*.py"))
+        + sorted(paths.BENCH_RESULTS.glob("*.json"))  # measured by `make bench`, plotted by notebooks
+        + [paths.ROOT / "pyproject.toml"]
+    )
     return {
         p.relative_to(paths.ROOT).as_posix(): _sha256(p.read_bytes())
         for p in files

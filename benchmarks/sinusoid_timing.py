@@ -1,0 +1,259 @@
+"""Wall time of one meta-iteration of MAML, FO-MAML and HF-MAML on the sinusoid benchmark.
+
+One meta-iteration (``hfmaml_core.sinusoid.MetaLearner.step``) draws a batch of
+25 sinusoid tasks (10 support + 10 query points each), computes the method's
+meta-gradient estimate with the 1-40-40-1 tanh network, vectorised over the 25
+tasks, and takes an Adam step. For scale, two variants of the same estimators
+are timed as well:
+
+* ``HF-MAML (loop over tasks)``: the same kernels called once per task in a
+  Python loop (batch of 1), as task-by-task meta-learning code does;
+* ``MAML (Hessian formed)``: each task's 1761 x 1761 Hessian is formed (from
+  1761 exact Hessian-vector products) and multiplied with the outer gradient,
+  the ``O(d^2)`` cost per task of THEORY's table.
+
+The methods are timed in interleaved rounds (so a change in machine load hits
+all of them alike); each reported number is the median over all timed
+iterations, with the quartiles. Results go to
+``benchmarks/results/sinusoid_timing.json`` (no timestamps: the file changes
+only when the numbers do); the notebook ``05_sinusoid`` reads that file, so no
+wall-clock number enters ``make figures`` directly.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/sinusoid_timing.py            # about a minute
+    .venv/bin/python benchmarks/sinusoid_timing.py --quick    # a few seconds, not written
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hfmaml_core import paths
+from hfmaml_core import sinusoid as S
+from hfmaml_core.mlp import MLP
+
+RESULTS = paths.ROOT / "benchmarks" / "results" / "sinusoid_timing.json"
+ENV_VARS = (
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_",
+)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def blas_name() -> str:
+    try:
+        cfg = np.show_config(mode="dicts")  # numpy >= 1.25
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # pragma: no cover - older numpy
+        return "unknown"
+
+
+def loop_step(learner: S.MetaLearner) -> None:
+    """HF-MAML meta-iteration with the tasks handled one at a time in a Python loop."""
+    batch = learner.next_batch()
+    u = np.zeros_like(learner.w)
+    for b in range(batch.shape[-1]):
+        dirs, _ = S.meta_directions(
+            learner.net, learner.w, batch[b : b + 1], learner.alpha, "HF-MAML", learner.delta
+        )
+        u += dirs["HF-MAML"]
+    learner.update(u / batch.shape[-1])
+
+
+def hessian_step(learner: S.MetaLearner) -> None:
+    """MAML meta-iteration that forms each task's Hessian (P Hessian-vector products)."""
+    net, w, a = learner.net, learner.w, learner.alpha
+    batch = learner.next_batch()
+    P = net.n_params
+    eye = np.eye(P)
+    u = np.zeros_like(w)
+    for b in range(batch.shape[-1]):
+        xs, ys = batch.x_support[b], batch.y_support[b]
+        w_hat = w - a * net.grads(w, xs, ys)
+        g = net.grads(w_hat, batch.x_query[b], batch.y_query[b])
+        H = net.hvps(w, eye, xs[None], ys[None])  # row j is H e_j: the Hessian (symmetric)
+        u += g - a * (H @ g)
+    learner.update(u / batch.shape[-1])
+
+
+TOP_PAD = "67108864"  # 64 MiB
+
+
+def summary(ts: list[float]) -> dict:
+    """Median and quartiles in milliseconds."""
+    ms = 1e3 * np.asarray(ts)
+    q25, med, q75 = np.percentile(ms, [25, 50, 75])
+    return {
+        "median_ms": round(float(med), 4),
+        "q25_ms": round(float(q25), 4),
+        "q75_ms": round(float(q75), 4),
+        "n": int(ms.size),
+    }
+
+
+def allocator_variant(args: argparse.Namespace) -> dict:
+    """Time the three methods again in a child process with ``MALLOC_TOP_PAD_`` set."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child"]
+    cmd += ["--rounds", str(args.rounds), "--per-round", str(args.per_round)]
+    cmd += ["--warmup", str(args.warmup)]
+    env = dict(os.environ, MALLOC_TOP_PAD_=TOP_PAD)
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (10)")
+    parser.add_argument("--per-round", type=int, default=60, help="timed steps per round (60)")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (30)")
+    parser.add_argument("--hessian-repeats", type=int, default=3, help="Hessian-formed steps (3)")
+    parser.add_argument("--quick", action="store_true", help="a few steps; print, do not write")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file to write")
+    parser.add_argument(
+        "--no-allocator-variant",
+        action="store_true",
+        help="skip the second measurement with MALLOC_TOP_PAD_ set",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick and not args.child:
+        args.rounds, args.per_round, args.warmup, args.hessian_repeats = 2, 10, 5, 1
+    if min(args.rounds, args.per_round, args.hessian_repeats) < 1 or args.warmup < 0:
+        parser.error("--rounds, --per-round and --hessian-repeats must be >= 1, --warmup >= 0")
+
+    config = {
+        "sizes": list(MLP().sizes),
+        "n_params": MLP().n_params,
+        "meta_batch": 25,
+        "k_support": 10,
+        "k_query": 10,
+        "alpha": 0.01,
+        "delta": S.DEFAULT_DELTA,
+        "outer_optimiser": "Adam, lr 1e-3",
+        "rounds": args.rounds,
+        "steps_per_round": args.per_round,
+        "warmup_steps": args.warmup,
+        "hessian_repeats": args.hessian_repeats,
+        "seed": 0,
+    }
+    net = MLP()
+    w0 = net.init(np.random.default_rng(0))
+    load_before = os.getloadavg()
+
+    runners = {m: S.MetaLearner(net, m, w0, 1) for m in S.METHODS}
+    loop_learner = S.MetaLearner(net, "HF-MAML", w0, 1)
+    steps = {m: lrn.step for m, lrn in runners.items()}
+    steps["HF-MAML (loop over tasks)"] = lambda: loop_step(loop_learner)
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            for _ in range(args.per_round):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+    if args.child:  # the allocator variant: the three methods only, as JSON on stdout
+        print(json.dumps({m: summary(times[m]) for m in S.METHODS}))
+        return 0
+    hess_learner = S.MetaLearner(net, "MAML", w0, 1)
+    times["MAML (Hessian formed)"] = []
+    for _ in range(args.hessian_repeats):
+        t0 = time.perf_counter()
+        hessian_step(hess_learner)
+        times["MAML (Hessian formed)"].append(time.perf_counter() - t0)
+
+    results = {name: summary(ts) for name, ts in times.items()}
+    fo = results["FO-MAML"]["median_ms"]
+    for r in results.values():
+        r["ratio_to_fo_maml"] = round(r["median_ms"] / fo, 3)
+    variant = None
+    if not args.no_allocator_variant:
+        variant = allocator_variant(args)
+    machine = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas_name(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+        "load_average_1min_before": round(load_before[0], 2),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
+    }
+    payload = {
+        "description": (
+            "Wall time of one meta-iteration (draw 25 sinusoid tasks, meta-gradient "
+            "estimate, Adam step) with the 1-40-40-1 tanh network; median and quartiles "
+            "over all timed iterations."
+        ),
+        "command": ".venv/bin/python benchmarks/sinusoid_timing.py",
+        "config": config,
+        "machine": machine,
+        "results": results,
+    }
+    if variant is not None:
+        payload["results_with_malloc_top_pad"] = {
+            "note": (
+                f"The three methods again, in a fresh process with MALLOC_TOP_PAD_={TOP_PAD}: "
+                "glibc then keeps freed heap memory instead of returning it to the system "
+                "after every iteration, which saves the page faults of re-growing the heap "
+                "(expensive on some virtual machines)."
+            ),
+            **variant,
+        }
+
+    width = max(map(len, results))
+    print(f"{'method':<{width}}  {'median ms':>10}  {'IQR ms':>17}  {'/ FO-MAML':>9}")
+    for name, r in results.items():
+        iqr = f"[{r['q25_ms']:.3f}, {r['q75_ms']:.3f}]"
+        print(f"{name:<{width}}  {r['median_ms']:>10.3f}  {iqr:>17}  {r['ratio_to_fo_maml']:>9.2f}")
+    print(
+        f"numpy {machine['numpy']}, {machine['blas']}, {machine['cpu_count']} CPUs "
+        f"({machine['cpu']}); load average {machine['load_average_1min_before']} -> "
+        f"{machine['load_average_1min_after']}"
+    )
+    if variant is not None:
+        print(
+            f"with MALLOC_TOP_PAD_={TOP_PAD}: "
+            + ", ".join(f"{m} {r['median_ms']:.3f} ms" for m, r in variant.items())
+        )
+    if args.quick:
+        print("--quick: results not written")
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

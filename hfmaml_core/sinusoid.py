@@ -1,0 +1,605 @@
+r"""The few-shot sinusoid benchmark of MAML with MAML, FO-MAML and HF-MAML (THEORY S1, T2, T3).
+
+**Tasks** exactly as in the MAML benchmark (Finn, Abbeel & Levine 2017): a task is
+a sine wave :math:`y = A\sin(x - \varphi)` with amplitude :math:`A \sim U[0.1, 5]`
+and phase :math:`\varphi \sim U[0, \pi]`; a task's data are inputs
+:math:`x \sim U[-5, 5]`, ``K`` support points for the inner step and ``K`` query
+points for the outer gradient. The model is :class:`~hfmaml_core.mlp.MLP`
+(1-40-40-1, tanh) and the task loss :math:`f_i` the mean squared error.
+
+**Meta-gradient estimators.** With the support loss :math:`f_i^{s}`, the query
+loss :math:`f_i^{q}`, one inner step :math:`\hat w_i = w - \alpha\nabla f_i^{s}(w)`
+and :math:`g_i = \nabla f_i^{q}(\hat w_i)`, the three methods use, per task,
+
+.. math::
+    \text{MAML: } (I - \alpha\nabla^2 f_i^{s}(w))\,g_i,\qquad
+    \text{FO-MAML: } g_i,\qquad
+    \text{HF-MAML: } g_i - \alpha\,
+      \frac{\nabla f_i^{s}(w + \delta_i g_i) - \nabla f_i^{s}(w - \delta_i g_i)}{2\delta_i},
+
+averaged over the tasks of the batch. MAML's is the exact gradient of the
+empirical meta-loss :math:`f_i^{q}(w - \alpha\nabla f_i^{s}(w))` (THEORY S1, with
+the Hessian as an exact Hessian-vector product); FO-MAML drops the Hessian term
+(THEORY T2); HF-MAML replaces it by a central difference of gradients (THEORY
+H1, T3). As in the benchmark, the Hessian batch is the support set (THEORY's
+:math:`D_h = D_{in}`), so that MAML's direction is the exact gradient and the
+HF-MAML direction differs from it only by the finite-difference error.
+
+**The finite-difference step.** THEORY T3 takes
+:math:`\delta_i = 1/(6\rho\alpha\|g_i\|)`; the Hessian-Lipschitz constant
+:math:`\rho` of a network is not known in closed form, so here
+:math:`\delta_i = \delta/\|g_i\|` with the *radius* :math:`\delta` given directly
+(the two gradients are evaluated at distance :math:`\delta` from :math:`w`;
+T3's choice is :math:`\delta = 1/(6\rho\alpha)`). By H1 the error of the HF-MAML
+direction of task :math:`i` is at most :math:`\alpha\rho\delta\|g_i\|`.
+
+**Outer optimiser.** Adam (Kingma & Ba 2015) with step ``1e-3`` and the usual
+:math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.999`, :math:`\epsilon = 10^{-8}`, as in the
+original benchmark. Why not the theory's SGD step :math:`\beta = c/\tilde L(w)`:
+:math:`L` and :math:`\rho` of a network are not known, and a hand-tuned SGD step
+would have to be tuned per method, which would blur the comparison. All three
+methods get the same optimiser, initialisation and stream of tasks; only the
+direction differs.
+
+Everything is vectorised over the tasks of a batch, and can be over independent
+runs too: parameters of shape ``(R, P)`` with tasks of leading shape ``(R, B)``
+train ``R`` runs (e.g. seeds) in the same kernel calls. (On a small machine a
+Python loop over runs can be faster: the arrays stay small, and the memory
+allocator does less work.)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validate as V
+from .mlp import MLP
+
+__all__ = [
+    "AMPLITUDE_RANGE",
+    "DEFAULT_DELTA",
+    "INPUT_RANGE",
+    "METHODS",
+    "PHASE_RANGE",
+    "MetaLearner",
+    "SinusoidTasks",
+    "TrainResult",
+    "adapt",
+    "adaptation_errors",
+    "meta_directions",
+    "sample_tasks",
+    "train",
+]
+
+AMPLITUDE_RANGE: tuple[float, float] = (0.1, 5.0)
+PHASE_RANGE: tuple[float, float] = (0.0, math.pi)
+INPUT_RANGE: tuple[float, float] = (-5.0, 5.0)
+METHODS: tuple[str, ...] = ("MAML", "FO-MAML", "HF-MAML")
+#: Default finite-difference radius of HF-MAML: the two gradients are taken at
+#: distance ``DEFAULT_DELTA`` from ``w`` (see the module docstring).
+DEFAULT_DELTA: float = 1e-3
+
+
+# =============================================================================
+# tasks
+# =============================================================================
+
+
+@dataclass(frozen=True)
+class SinusoidTasks:
+    r"""A batch of sinusoid tasks :math:`y = A\sin(x - \varphi)` with their data.
+
+    Attributes
+    ----------
+    amplitude, phase : ndarray, shape ``lead``
+        :math:`A` and :math:`\varphi` of each task.
+    x_support, y_support : ndarray, shape ``(*lead, K, 1)``
+        Support set (inner step).
+    x_query, y_query : ndarray, shape ``(*lead, K_q, 1)``
+        Query set (outer gradient, or meta-test error).
+    """
+
+    amplitude: np.ndarray
+    phase: np.ndarray
+    x_support: np.ndarray
+    y_support: np.ndarray
+    x_query: np.ndarray
+    y_query: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Leading (task) shape ``lead``."""
+        return self.amplitude.shape
+
+    def truth(self, x: object) -> np.ndarray:
+        r""":math:`A\sin(x - \varphi)` of every task at inputs ``x`` of shape ``(*lead, n, 1)``
+        (or ``(n, 1)``, shared by all tasks)."""
+        xa = np.asarray(x, dtype=float)
+        return self.amplitude[..., None, None] * np.sin(xa - self.phase[..., None, None])
+
+    def __getitem__(self, index: object) -> SinusoidTasks:
+        """The tasks ``index`` selects along the leading axes (numpy indexing)."""
+        amp = self.amplitude[index]  # type: ignore[index]
+        if np.ndim(amp) == 0:
+            raise ValueError("index must keep at least one task axis (use [i:i+1], not [i])")
+        return SinusoidTasks(
+            amp,
+            self.phase[index],  # type: ignore[index]
+            self.x_support[index],  # type: ignore[index]
+            self.y_support[index],  # type: ignore[index]
+            self.x_query[index],  # type: ignore[index]
+            self.y_query[index],  # type: ignore[index]
+        )
+
+
+def _check_rng(rng: object) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}"
+        )
+    return rng
+
+
+def _check_shape(shape: object) -> tuple[int, ...]:
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or len(shape) == 0:
+        raise ValueError(
+            f"shape must be an integer >= 1 or a non-empty tuple of them; got {shape!r}"
+        )
+    return tuple(V.integer("shape", s) for s in shape)
+
+
+def sample_tasks(
+    rng: np.random.Generator,
+    shape: int | tuple[int, ...],
+    k_support: int = 10,
+    k_query: int = 10,
+) -> SinusoidTasks:
+    r"""Draw sinusoid tasks and their data as in the MAML benchmark.
+
+    .. math::
+        A \sim U[0.1, 5],\quad \varphi \sim U[0, \pi],\quad x \sim U[-5, 5],\quad
+        y = A\sin(x - \varphi).
+
+    Draw order (for reproducibility): amplitudes, phases, support inputs, query inputs.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    shape : int or tuple of int
+        Leading shape of the batch: ``B`` tasks, or ``(R, B)`` for ``R`` runs.
+    k_support, k_query : int
+        Support and query points per task, each >= 1.
+    """
+    _check_rng(rng)
+    lead = _check_shape(shape)
+    k_support = V.integer("k_support", k_support)
+    k_query = V.integer("k_query", k_query)
+    amp = rng.uniform(*AMPLITUDE_RANGE, size=lead)
+    phase = rng.uniform(*PHASE_RANGE, size=lead)
+    xs = rng.uniform(*INPUT_RANGE, size=(*lead, k_support, 1))
+    xq = rng.uniform(*INPUT_RANGE, size=(*lead, k_query, 1))
+    a, p = amp[..., None, None], phase[..., None, None]
+    return SinusoidTasks(amp, phase, xs, a * np.sin(xs - p), xq, a * np.sin(xq - p))
+
+
+# =============================================================================
+# meta-gradients
+# =============================================================================
+
+
+def _check_common(
+    net: object, W: object, tasks: object, alpha: object
+) -> tuple[MLP, np.ndarray, SinusoidTasks, float]:
+    if not isinstance(net, MLP):
+        raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
+    if not isinstance(tasks, SinusoidTasks):
+        raise ValueError(f"tasks must be a SinusoidTasks batch; got {type(tasks).__name__}")
+    if net.sizes[0] != 1 or net.sizes[-1] != 1:
+        raise ValueError(f"net must map 1 input to 1 output; got sizes {net.sizes}")
+    Wa = net._check_params("W", W)
+    alpha = V.real("alpha", alpha, lo=0.0, lo_open=True)
+    return net, Wa, tasks, alpha
+
+
+def _check_methods(methods: object) -> tuple[str, ...]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    if not isinstance(methods, Sequence) or len(methods) == 0:
+        raise ValueError(f"methods must be a non-empty sequence of {METHODS}; got {methods!r}")
+    return tuple(V.choice("method", m, METHODS) for m in methods)
+
+
+def meta_directions(
+    net: MLP,
+    W: object,
+    tasks: SinusoidTasks,
+    alpha: float = 0.01,
+    methods: Sequence[str] | str = METHODS,
+    delta: float = DEFAULT_DELTA,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    r"""Meta-gradient estimates of MAML, FO-MAML and HF-MAML on a batch of tasks.
+
+    With :math:`\hat w_i = w - \alpha\nabla f_i^{s}(w)` and
+    :math:`g_i = \nabla f_i^{q}(\hat w_i)`:
+
+    .. math::
+        u^{\rm MAML} &= \tfrac1B\textstyle\sum_i g_i - \alpha\nabla^2 f_i^{s}(w)\,g_i
+            \quad\text{(THEORY S1; exact Hessian-vector product)},\\
+        u^{\rm FO} &= \tfrac1B\textstyle\sum_i g_i \quad\text{(THEORY T2)},\\
+        u^{\rm HF} &= \tfrac1B\textstyle\sum_i g_i - \alpha\,
+            \frac{\nabla f_i^{s}(w+\delta_i g_i) - \nabla f_i^{s}(w-\delta_i g_i)}{2\delta_i},
+            \quad \delta_i = \frac{\delta}{\|g_i\|}\quad\text{(THEORY H1, T3)}.
+
+    Each requested direction is computed by the same operations whatever else is
+    requested, so its bits do not depend on ``methods``.
+
+    Parameters
+    ----------
+    net : MLP
+        A network with one input and one output.
+    W : array, shape (*lead[:-1], P)
+        Parameters: ``(P,)`` for a batch of leading shape ``(B,)``, ``(R, P)`` for ``(R, B)``.
+    tasks : SinusoidTasks
+        The batch; its last leading axis is the task axis that is averaged.
+    alpha : float
+        Inner step size, > 0 (0.01 in the benchmark).
+    methods : str or sequence of str
+        Any of ``"MAML"``, ``"FO-MAML"``, ``"HF-MAML"``.
+    delta : float
+        HF-MAML's finite-difference radius, > 0.
+
+    Returns
+    -------
+    directions : dict
+        ``method -> ndarray`` of ``W``'s shape.
+    query_losses : ndarray, shape ``lead``
+        :math:`f_i^{q}(\hat w_i)`, the post-update losses (the training meta-loss).
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, or when ``W.shape[:-1]`` is not ``tasks.shape[:-1]``.
+    """
+    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
+    methods = _check_methods(methods)
+    delta = V.real("delta", delta, lo=0.0, lo_open=True)
+    if Wa.shape[:-1] != tasks.shape[:-1]:
+        raise ValueError(
+            f"W must have shape {(*tasks.shape[:-1], net.n_params)} for tasks of leading shape "
+            f"{tasks.shape} (one parameter vector per run); got {Wa.shape}"
+        )
+    return _directions(net, Wa, tasks, alpha, methods, delta)
+
+
+def _directions(
+    net: MLP,
+    W: np.ndarray,
+    tasks: SinusoidTasks,
+    alpha: float,
+    methods: tuple[str, ...],
+    delta: float,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    xs, ys = tasks.x_support, tasks.y_support
+    # In-place updates below avoid large temporaries (each is B x P floats).
+    Wt = W[..., None, :]  # a task axis: broadcasts against the tasks of the batch
+    W_hat = net._grads(Wt, xs, ys)  # grad f_i^s(w), shape (*lead, P) ...
+    W_hat *= -alpha
+    W_hat += Wt  # ... turned into w_i = w - alpha grad f_i^s(w)
+    q_loss, g = net._loss_grads(W_hat, tasks.x_query, tasks.y_query)
+    out: dict[str, np.ndarray] = {}
+    for m in methods:
+        if m == "FO-MAML":
+            out[m] = g.mean(axis=-2)
+        elif m == "MAML":
+            hg = net._hvps(Wt, g, xs, ys)  # exact Hessian-vector product
+            hg *= -alpha
+            hg += g
+            out[m] = hg.mean(axis=-2)
+        else:  # HF-MAML: both gradients in one kernel call, stacked on a new leading axis
+            norm = np.sqrt(np.einsum("...p,...p->...", g, g))[..., None]
+            W_pm = np.empty((2, *g.shape))
+            np.multiply(g, delta / np.maximum(norm, np.finfo(float).tiny), out=W_pm[0])
+            np.negative(W_pm[0], out=W_pm[1])  # +-delta_i g_i, |delta_i g_i| = delta
+            W_pm += Wt
+            pm = net._grads(W_pm, xs, ys)
+            fd = pm[0]
+            fd -= pm[1]  # times 1/(2 delta_i) = |g_i|/(2 delta) is the H1 estimate of H_i g_i
+            fd *= np.where(norm > 0, (-alpha / (2.0 * delta)) * norm, 0.0)
+            fd += g
+            out[m] = fd.mean(axis=-2)
+    return out, q_loss
+
+
+# =============================================================================
+# adaptation and meta-test error
+# =============================================================================
+
+
+def _check_adapt(
+    net: object, W: object, tasks: object, alpha: object, n_steps: object
+) -> tuple[MLP, np.ndarray, SinusoidTasks, float, int]:
+    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
+    n_steps = V.integer("n_steps", n_steps, lo=0)
+    try:
+        np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
+    except ValueError:
+        raise ValueError(
+            f"W's leading shape {Wa.shape[:-1]} must broadcast against the tasks' {tasks.shape}"
+        ) from None
+    return net, Wa, tasks, alpha, n_steps
+
+
+def adapt(net: MLP, W: object, tasks: SinusoidTasks, alpha: float, n_steps: int) -> np.ndarray:
+    r"""Parameters after 0, 1, ..., ``n_steps`` gradient steps on each task's support set.
+
+    .. math:: w_i^{(k+1)} = w_i^{(k)} - \alpha\nabla f_i^{s}(w_i^{(k)}),\qquad w_i^{(0)} = w.
+
+    ``W`` has shape ``(..., P)`` broadcasting against ``tasks.shape``. Returns shape
+    ``(n_steps + 1, *lead, P)``: memory grows with the steps, so use
+    :func:`adaptation_errors` for many tasks.
+    """
+    net, Wa, tasks, alpha, n_steps = _check_adapt(net, W, tasks, alpha, n_steps)
+    lead = np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
+    out = np.empty((n_steps + 1, *lead, net.n_params))
+    out[0] = Wa
+    for k in range(n_steps):
+        out[k + 1] = out[k] - alpha * net._grads(out[k], tasks.x_support, tasks.y_support)
+    return out
+
+
+def adaptation_errors(
+    net: MLP, W: object, tasks: SinusoidTasks, alpha: float, n_steps: int
+) -> np.ndarray:
+    r"""Query mean squared error after 0, 1, ..., ``n_steps`` adaptation steps (the meta-test error).
+
+    .. math:: e_i^{(k)} = f_i^{q}(w_i^{(k)}),\qquad
+        w_i^{(k+1)} = w_i^{(k)} - \alpha\nabla f_i^{s}(w_i^{(k)}).
+
+    Parameters
+    ----------
+    net : MLP
+    W : array, shape (..., P)
+        Meta-learned parameters; leading shape broadcasting against ``tasks.shape``
+        (e.g. ``(R, 1, P)`` for ``R`` runs against ``N`` held-out tasks).
+    tasks : SinusoidTasks
+        Held-out tasks (support for adapting, query for the error).
+    alpha : float
+        Adaptation step, > 0.
+    n_steps : int
+        Largest number of steps, >= 0.
+
+    Returns
+    -------
+    ndarray, shape ``(n_steps + 1, *lead)``
+    """
+    net, Wa, tasks, alpha, n_steps = _check_adapt(net, W, tasks, alpha, n_steps)
+    lead = np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
+    out = np.empty((n_steps + 1, *lead))
+    w = Wa
+    for k in range(n_steps + 1):
+        out[k] = net._losses(w, tasks.x_query, tasks.y_query)
+        if k < n_steps:
+            w = w - alpha * net._grads(w, tasks.x_support, tasks.y_support)
+    return out
+
+
+# =============================================================================
+# training
+# =============================================================================
+
+
+class MetaLearner:
+    r"""Meta-training state of one method: parameters, Adam moments and the task stream.
+
+    One call of :meth:`step` is one meta-iteration: draw a batch of
+    ``meta_batch`` tasks (per run), compute the method's direction
+    :math:`u_k` (:func:`meta_directions`), and take an Adam step
+
+    .. math::
+        m_k = \beta_1 m_{k-1} + (1-\beta_1)u_k,\quad
+        v_k = \beta_2 v_{k-1} + (1-\beta_2)u_k^2,\quad
+        w_{k+1} = w_k - \eta\,\frac{m_k/(1-\beta_1^k)}{\sqrt{v_k/(1-\beta_2^k)} + \epsilon}.
+
+    Parameters
+    ----------
+    net : MLP
+    method : str
+        ``"MAML"``, ``"FO-MAML"`` or ``"HF-MAML"``.
+    w0 : array, shape (P,) or (R, P)
+        Initial parameters (copied); ``R`` independent runs train together.
+    stream_seed : int
+        Seed of the task stream (>= 0). Learners with the same seed and ``w0``
+        shape see the same tasks, whatever their method.
+    alpha : float
+        Inner step (0.01 in the benchmark).
+    meta_batch, k_support, k_query : int
+        Tasks per batch (25) and points per task (10 and 10).
+    lr : float
+        Adam step :math:`\eta` (1e-3 in the benchmark).
+    delta : float
+        HF-MAML's finite-difference radius.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        method: str,
+        w0: object,
+        stream_seed: int,
+        *,
+        alpha: float = 0.01,
+        meta_batch: int = 25,
+        k_support: int = 10,
+        k_query: int = 10,
+        lr: float = 1e-3,
+        delta: float = DEFAULT_DELTA,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        if not isinstance(net, MLP):
+            raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
+        self.net = net
+        self.method = V.choice("method", method, METHODS)
+        w = net._check_params("w0", w0)
+        if w.ndim > 2:
+            raise ValueError(f"w0 must have shape (P,) or (R, P); got {w.shape}")
+        self.w = np.array(w, dtype=float)  # a private copy
+        self.rng = np.random.default_rng(V.integer("stream_seed", stream_seed, lo=0))
+        self.alpha = V.real("alpha", alpha, lo=0.0, lo_open=True)
+        self.meta_batch = V.integer("meta_batch", meta_batch)
+        self.k_support = V.integer("k_support", k_support)
+        self.k_query = V.integer("k_query", k_query)
+        self.lr = V.real("lr", lr, lo=0.0, lo_open=True)
+        self.delta = V.real("delta", delta, lo=0.0, lo_open=True)
+        self.beta1 = V.real("beta1", beta1, lo=0.0, hi=1.0, hi_open=True)
+        self.beta2 = V.real("beta2", beta2, lo=0.0, hi=1.0, hi_open=True)
+        self.eps = V.real("eps", eps, lo=0.0, lo_open=True)
+        self.m = np.zeros_like(self.w)
+        self.v = np.zeros_like(self.w)
+        self.k = 0
+
+    def next_batch(self) -> SinusoidTasks:
+        """Draw the next batch of the task stream, leading shape ``(*R, meta_batch)``."""
+        shape = (*self.w.shape[:-1], self.meta_batch)
+        return sample_tasks(self.rng, shape, self.k_support, self.k_query)
+
+    def step(self, *, compare: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One meta-iteration.
+
+        Parameters
+        ----------
+        compare : bool
+            Also compute the other two methods' directions at the same ``w`` on
+            the same batch (for diagnostics); the update uses this learner's
+            method only and is bit-identical either way.
+
+        Returns
+        -------
+        meta_loss : ndarray, shape ``w.shape[:-1]``
+            Batch mean of the post-update query losses at the current ``w``.
+        directions : dict
+            ``method -> direction`` (only this learner's method unless ``compare``).
+        """
+        batch = self.next_batch()
+        methods = METHODS if compare else (self.method,)
+        dirs, q_loss = _directions(self.net, self.w, batch, self.alpha, methods, self.delta)
+        self.update(dirs[self.method])
+        return q_loss.mean(axis=-1), dirs
+
+    def update(self, u: np.ndarray) -> None:
+        """The Adam step along the direction ``u`` (shape of ``w``); :meth:`step` calls it."""
+        if u.shape != self.w.shape:
+            raise ValueError(f"u must have the shape of w, {self.w.shape}; got {u.shape}")
+        self.k += 1
+        self.m *= self.beta1
+        self.m += (1.0 - self.beta1) * u
+        self.v *= self.beta2
+        self.v += (1.0 - self.beta2) * (u * u)
+        c1 = 1.0 - self.beta1**self.k
+        c2 = 1.0 - self.beta2**self.k
+        self.w -= (self.lr / c1) * self.m / (np.sqrt(self.v / c2) + self.eps)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    num = np.einsum("...p,...p->...", a, b)
+    den = np.sqrt(np.einsum("...p,...p->...", a, a) * np.einsum("...p,...p->...", b, b))
+    return num / den
+
+
+@dataclass
+class TrainResult:
+    r"""What :func:`train` returns.
+
+    Attributes
+    ----------
+    method : str
+    w : ndarray, shape (P,) or (R, P)
+        Final parameters.
+    meta_loss : ndarray, shape (n_iter, *R)
+        Batch-mean post-update query loss at each iteration (before its update).
+    log_iters : ndarray, shape (n_log,)
+        Iterations at which the three directions were compared.
+    cosine : dict
+        ``"HF-MAML"`` and ``"FO-MAML"`` -> cosine with the MAML direction, shape (n_log, *R).
+    rel_error : dict
+        Same keys -> :math:`\|u - u^{\rm MAML}\| / \|u^{\rm MAML}\|`, shape (n_log, *R).
+    hf_vs_fo : ndarray, shape (n_log, *R)
+        :math:`\|u^{\rm HF} - u^{\rm MAML}\| / \|u^{\rm FO} - u^{\rm MAML}\|`: the
+        fraction of the Hessian term that HF-MAML gets wrong.
+    """
+
+    method: str
+    w: np.ndarray
+    meta_loss: np.ndarray
+    log_iters: np.ndarray
+    cosine: dict[str, np.ndarray] = field(default_factory=dict)
+    rel_error: dict[str, np.ndarray] = field(default_factory=dict)
+    hf_vs_fo: np.ndarray | None = None
+
+
+def train(
+    net: MLP,
+    method: str,
+    w0: object,
+    n_iter: int,
+    stream_seed: int,
+    *,
+    compare_every: int = 0,
+    **kwargs: object,
+) -> TrainResult:
+    r"""Meta-train with one method for ``n_iter`` iterations (see :class:`MetaLearner`).
+
+    Parameters
+    ----------
+    net, method, w0, stream_seed
+        As in :class:`MetaLearner`.
+    n_iter : int
+        Meta-iterations, >= 1.
+    compare_every : int
+        Every ``compare_every`` iterations (0: never) also compute the other
+        methods' directions at the current ``w`` and record their cosine with
+        MAML's (the update is unaffected).
+    **kwargs
+        Passed to :class:`MetaLearner` (``alpha``, ``meta_batch``, ``lr``, ``delta``, ...).
+    """
+    n_iter = V.integer("n_iter", n_iter)
+    compare_every = V.integer("compare_every", compare_every, lo=0)
+    learner = MetaLearner(net, method, w0, stream_seed, **kwargs)  # type: ignore[arg-type]
+    losses = np.empty((n_iter, *learner.w.shape[:-1]))
+    log_iters, cos, rel, hf_fo = (
+        [],
+        {"HF-MAML": [], "FO-MAML": []},
+        {"HF-MAML": [], "FO-MAML": []},
+        [],
+    )
+    for k in range(n_iter):
+        compare = compare_every > 0 and k % compare_every == 0
+        losses[k], dirs = learner.step(compare=compare)
+        if compare:
+            ref = dirs["MAML"]
+            ref_norm = np.sqrt(np.einsum("...p,...p->...", ref, ref))
+            log_iters.append(k)
+            for m in ("HF-MAML", "FO-MAML"):
+                cos[m].append(_cosine(dirs[m], ref))
+                rel[m].append(np.linalg.norm(dirs[m] - ref, axis=-1) / ref_norm)
+            hf_fo.append(
+                np.linalg.norm(dirs["HF-MAML"] - ref, axis=-1)
+                / np.linalg.norm(dirs["FO-MAML"] - ref, axis=-1)
+            )
+    return TrainResult(
+        method=learner.method,
+        w=learner.w,
+        meta_loss=losses,
+        log_iters=np.array(log_iters, dtype=int),
+        cosine={m: np.array(c) for m, c in cos.items()} if log_iters else {},
+        rel_error={m: np.array(r) for m, r in rel.items()} if log_iters else {},
+        hf_vs_fo=np.array(hf_fo) if log_iters else None,
+    )
