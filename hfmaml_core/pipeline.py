@@ -71,7 +71,9 @@ def library_hashes() -> dict[str, str]:
     """
     files = (
         sorted(paths.PACKAGE.rglob("*.py"))
-        + sorted(paths.BENCH_RESULTS.glob("*.json"))  # measured by `make bench`, plotted by notebooks
+        + sorted(
+            paths.BENCH_RESULTS.glob("*.json")
+        )  # measured by `make bench`, plotted by notebooks
         + [paths.ROOT / "pyproject.toml"]
     )
     return {

@@ -141,7 +141,9 @@ def test_vectorised_meta_kernels_take_one_alpha_per_point(name):
         np.testing.assert_allclose(G[k], meta.family_gradient(fam, W[k], alphas[k]), rtol=1e-14)
         assert F[k] == pytest.approx(meta.family_objective(fam, W[k], alphas[k]), rel=1e-14)
         norms = np.linalg.norm(fam.task_grads(W[k]), axis=1)
-        assert Lw[k] == pytest.approx(4 * fam.L + 2 * fam.rho * alphas[k] * fam.probs @ norms, rel=1e-13)
+        assert Lw[k] == pytest.approx(
+            4 * fam.L + 2 * fam.rho * alphas[k] * fam.probs @ norms, rel=1e-13
+        )
     with pytest.raises(ValueError, match="alpha"):
         meta.smoothness_bound(fam, W, alphas * 2)
     with pytest.raises(ValueError, match="alpha"):

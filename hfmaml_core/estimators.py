@@ -1,0 +1,573 @@
+r"""One iteration's meta-gradient direction of MAML, FO-MAML and HF-MAML (THEORY "Algorithms").
+
+At the point :math:`w` draw a batch :math:`\mathcal B` of :math:`B` tasks and, for each task
+:math:`i`, independent data batches :math:`D_{in}^i, D_o^i, D_h^i`. With
+
+.. math::
+    \hat w_i = w - \alpha\tilde\nabla f_i(w, D_{in}^i), \qquad
+    g_i = \tilde\nabla f_i(\hat w_i, D_o^i),
+
+the three directions are :math:`u = \frac1B\sum_{i\in\mathcal B} u_i` with
+
+.. math::
+    u_i^{\mathrm{MAML}} &= \bigl(I - \alpha\tilde\nabla^2 f_i(w, D_h^i)\bigr) g_i, \\
+    u_i^{\mathrm{FO}} &= g_i, \\
+    u_i^{\mathrm{HF}} &= g_i - \alpha\,
+        \frac{\tilde\nabla f_i(w + \delta_i g_i, D_h^i) - \tilde\nabla f_i(w - \delta_i g_i, D_h^i)}
+             {2\delta_i}.
+
+``hessian_batch="inner"`` evaluates the Hessian term on :math:`D_{in}^i` (the batch that made
+the inner step) instead of an independent :math:`D_h^i`: what reverse-mode autodiff computes
+when it differentiates through the inner step. Its bias is what the convergence notebook
+measures.
+
+Everything is vectorised over the tasks of the batch *and* over independent runs: ``W`` holds
+one point per run, shape ``(R, d)``, and all ``R * B`` (run, task) pairs go through the task
+family's private batch kernels in one call per quantity. HF-MAML evaluates its two perturbed
+gradients in a single call (the rows :math:`w+\delta_i g_i` and :math:`w-\delta_i g_i` stacked).
+
+A batch size ``None`` means the exact population quantity: ``batch_tasks=None`` averages over
+all tasks with their probabilities :math:`p_i` (instead of sampling), ``d_in=None`` etc. use
+the task's whole data set. With everything ``None``, MAML's direction *is* :math:`\nabla F(w)`
+(THEORY S1).
+
+Work is counted per run in data-point evaluations: a mini-batch gradient on :math:`D` points
+is :math:`D` gradient evaluations, an exact one is ``n_points`` of them; likewise for
+Hessian-vector products and Hessians formed.
+
+On quadratic tasks the expectations of the directions are known in closed form
+(:func:`quadratic_expected_direction`, :func:`quadratic_fixed_point`): FO-MAML's fixed point and
+its floor :math:`\|\nabla F(w_{FO})\|` (THEORY T2), and the bias of the ``"inner"`` variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as V
+from .meta import family_gradient
+from .tasks import QuadraticFamily, TaskFamily, _check_rng
+
+__all__ = [
+    "HESSIAN_BATCHES",
+    "HESSIAN_MODES",
+    "METHODS",
+    "Direction",
+    "Moments",
+    "Work",
+    "direction",
+    "direction_moments",
+    "quadratic_expected_direction",
+    "quadratic_fixed_point",
+]
+
+#: Method names (as in :data:`hfmaml_core.stepsize.STEP_CONSTANTS`).
+METHODS = ("maml", "fomaml", "hfmaml")
+#: Where the Hessian term is evaluated: an independent batch ``D_h`` or the inner batch ``D_in``.
+HESSIAN_BATCHES = ("independent", "inner")
+#: How MAML applies its Hessian: form it (``"matrix"``, O(d^2)) or an exact HVP (``"hvp"``, O(d)).
+HESSIAN_MODES = ("matrix", "hvp")
+
+_UNSET = object()
+_CHUNK_ROWS = 1 << 14  # (run, task) rows per vectorised call in direction_moments
+
+
+@dataclass(frozen=True)
+class Work:
+    """Work of one run, counted in data-point evaluations.
+
+    Attributes
+    ----------
+    grads : int
+        Per-data-point gradient evaluations.
+    hvps : int
+        Per-data-point Hessian-vector products (no Hessian formed).
+    hessians : int
+        Per-data-point Hessians formed (``d x d`` each).
+    """
+
+    grads: int = 0
+    hvps: int = 0
+    hessians: int = 0
+
+    def __add__(self, other: Work) -> Work:
+        if not isinstance(other, Work):
+            return NotImplemented
+        return Work(
+            self.grads + other.grads, self.hvps + other.hvps, self.hessians + other.hessians
+        )
+
+    def __mul__(self, k: int) -> Work:
+        k = V.integer("k", k, lo=0)
+        return Work(self.grads * k, self.hvps * k, self.hessians * k)
+
+    __rmul__ = __mul__
+
+    def cost(self, dim: int) -> int:
+        r"""Arithmetic cost in multiply-adds, to leading order: :math:`d(\text{grads}+\text{hvps}) + d^2\,\text{hessians}`."""
+        dim = V.integer("dim", dim)
+        return dim * (self.grads + self.hvps) + dim * dim * self.hessians
+
+
+@dataclass(frozen=True)
+class Direction:
+    """The result of :func:`direction`.
+
+    Attributes
+    ----------
+    u : ndarray, shape (R, d) or (d,)
+        The direction of each run (shape (d,) when a single point was given).
+    work : Work
+        Work of one run for this direction.
+    delta : ndarray or None
+        HF-MAML's perturbations :math:`\\delta_i`, shape (R, B); ``None`` for the other methods.
+    """
+
+    u: np.ndarray
+    work: Work
+    delta: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Monte Carlo moments of a direction at one point (:func:`direction_moments`).
+
+    Attributes
+    ----------
+    mean : ndarray, shape (d,)
+        Mean direction over the draws.
+    bias : ndarray, shape (d,)
+        ``mean - grad F(w)`` with the exact meta-gradient.
+    bias_se : ndarray, shape (d,)
+        Standard error of each coordinate of ``bias``.
+    variance : float
+        :math:`E\\|u - E u\\|^2` (unbiased sample estimate).
+    n_draws : int
+    """
+
+    mean: np.ndarray
+    bias: np.ndarray
+    bias_se: np.ndarray
+    variance: float
+    n_draws: int
+
+
+# --------------------------------------------------------------------------- validation
+def _batch(name: str, value: object) -> int | None:
+    return None if value is None else V.integer(name, value)
+
+
+def _check_delta(delta: object) -> object:
+    """Validate HF-MAML's ``delta``: ``"theorem"``, a float > 0, or a callable."""
+    if isinstance(delta, str):
+        if delta != "theorem":
+            raise ValueError(
+                f"delta must be 'theorem', a finite number > 0 or a callable; got {delta!r}"
+            )
+        return delta
+    if callable(delta):
+        return delta
+    return V.real("delta", delta, lo=0.0, lo_open=True)
+
+
+def _check_config(
+    family: object,
+    alpha: object,
+    method: object,
+    batch_tasks: object,
+    d_in: object,
+    d_o: object,
+    d_h: object,
+    delta: object,
+    hessian_batch: object,
+    hessian: object,
+) -> dict:
+    if not isinstance(family, TaskFamily):
+        raise ValueError(f"family must be a TaskFamily; got {type(family).__name__}")
+    method = V.choice("method", method, METHODS)
+    a = V.real("alpha", alpha, lo=0.0)
+    hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
+    hm = V.choice("hessian", hessian, HESSIAN_MODES)
+    cfg = {
+        "method": method,
+        "alpha": a,
+        "batch_tasks": _batch("batch_tasks", batch_tasks),
+        "d_in": _batch("d_in", d_in),
+        "d_o": _batch("d_o", d_o),
+        "d_h": None,
+        "hessian_batch": hb,
+        "hessian": hm,
+        "delta": None,
+    }
+    if method != "fomaml" and hb == "independent":
+        if d_h is _UNSET:
+            raise ValueError(
+                f"d_h must be given for method {method!r} with hessian_batch='independent' "
+                "(an integer >= 1, or None for the whole data set)"
+            )
+        cfg["d_h"] = _batch("d_h", d_h)
+    if method == "hfmaml":
+        cfg["delta"] = _check_delta(delta)
+        if cfg["delta"] == "theorem":
+            if family.rho <= 0:  # type: ignore[attr-defined]
+                raise ValueError(
+                    "delta='theorem' (1/(6 rho alpha |g_i|), THEORY T3) needs rho > 0; this family "
+                    "has rho = 0, where the central difference is exact for every delta: pass a "
+                    "fixed delta > 0"
+                )
+            if a <= 0:
+                raise ValueError(
+                    "alpha must be > 0 with delta='theorem' (1/(6 rho alpha |g_i|)); got 0"
+                )
+    return cfg
+
+
+def _as_points(family: TaskFamily, W: object) -> tuple[np.ndarray, bool]:
+    Wa = np.asarray(W)
+    single = Wa.ndim == 1
+    Wa = V.array("W", Wa[None] if single else Wa, shape=(None, family.dim))
+    return Wa, single
+
+
+# --------------------------------------------------------------------------- the kernel
+def _sample(
+    family: TaskFamily, rng: np.random.Generator, R: int, cfg: dict
+) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """Task indices, their weights and the data batches, in a fixed draw order."""
+    B = cfg["batch_tasks"]
+    if B is None:
+        m = family.n_tasks
+        T = np.tile(np.arange(m), R)
+        weights = family.probs
+        B = m
+    else:
+        T = rng.choice(family.n_tasks, size=R * B, p=family.probs)
+        weights = np.full(B, 1.0 / B)
+    idx = {}
+    for key in ("d_in", "d_o", "d_h"):
+        D = cfg[key]
+        idx[key] = None if D is None else rng.integers(0, family.n_points, size=(R * B, D))
+    return T, weights, B, idx
+
+
+def _points(D: int | None, family: TaskFamily) -> int:
+    return family.n_points if D is None else D
+
+
+def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict) -> Direction:
+    """Unvalidated kernel behind :func:`direction` (the runner calls it every iteration)."""
+    R, d = W.shape
+    a, method = cfg["alpha"], cfg["method"]
+    T, weights, B, idx = _sample(family, rng, R, cfg)
+    Wr = np.repeat(W, B, axis=0)
+    n_in, n_o = _points(cfg["d_in"], family), _points(cfg["d_o"], family)
+    g_in = family._grads(Wr, T, idx["d_in"])
+    G = family._grads(Wr - a * g_in, T, idx["d_o"])
+    work = Work(grads=B * (n_in + n_o))
+    deltas = None
+    if method == "fomaml":
+        U = G
+    else:
+        inner = cfg["hessian_batch"] == "inner"
+        idx_h = idx["d_in"] if inner else idx["d_h"]
+        n_h = n_in if inner else _points(cfg["d_h"], family)
+        if method == "maml":
+            if cfg["hessian"] == "matrix":
+                HG = np.einsum("bde,be->bd", family._hessians(Wr, T, idx_h), G)
+                work = work + Work(hessians=B * n_h)
+            else:
+                HG = family._hvps(Wr, G, T, idx_h)
+                work = work + Work(hvps=B * n_h)
+        else:
+            norms = np.linalg.norm(G, axis=1)
+            deltas = _deltas(cfg["delta"], family.rho, a, norms)
+            step = deltas[:, None] * G
+            both = family._grads(
+                np.concatenate([Wr + step, Wr - step]),
+                np.concatenate([T, T]),
+                None if idx_h is None else np.concatenate([idx_h, idx_h]),
+            )
+            HG = (both[: R * B] - both[R * B :]) / (2.0 * deltas[:, None])
+            work = work + Work(grads=2 * B * n_h)
+            deltas = deltas.reshape(R, B)
+        U = G - a * HG
+    u = np.einsum("rbd,b->rd", U.reshape(R, B, d), weights)
+    return Direction(u=u, work=work, delta=deltas)
+
+
+def _deltas(rule: object, rho: float, alpha: float, norms: np.ndarray) -> np.ndarray:
+    """HF-MAML's perturbation per (run, task) row; rows with g_i = 0 get delta = 1 (d_i = 0 then)."""
+    if isinstance(rule, str):  # "theorem": 1 / (6 rho alpha |g_i|), THEORY T3
+        safe = np.where(norms > 0, norms, 1.0)
+        return np.where(norms > 0, 1.0 / (6.0 * rho * alpha * safe), 1.0)
+    if callable(rule):
+        out = np.broadcast_to(np.asarray(rule(norms.copy()), dtype=float), norms.shape)
+        if not np.all(np.isfinite(out)) or np.any(out <= 0):
+            raise ValueError(
+                "delta(g_norms) must return finite numbers > 0, broadcastable to g_norms' shape"
+            )
+        return np.array(out)
+    return np.full(norms.shape, float(rule))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- public API
+def direction(
+    family: TaskFamily,
+    W: object,
+    alpha: float,
+    method: str,
+    rng: np.random.Generator,
+    *,
+    batch_tasks: int | None,
+    d_in: int | None,
+    d_o: int | None,
+    d_h: object = _UNSET,
+    delta: float | str | Callable[[np.ndarray], np.ndarray] = "theorem",
+    hessian_batch: str = "independent",
+    hessian: str = "matrix",
+) -> Direction:
+    r"""One iteration's stochastic meta-gradient direction of MAML, FO-MAML or HF-MAML.
+
+    .. math::
+        u = \frac1B\sum_{i\in\mathcal B} u_i, \qquad
+        u_i = \begin{cases}
+          (I - \alpha\tilde\nabla^2 f_i(w, D_h^i))\,g_i & \text{MAML (T1)}\\
+          g_i & \text{FO-MAML (T2)}\\
+          g_i - \alpha\,[\tilde\nabla f_i(w+\delta_i g_i, D_h^i)
+               - \tilde\nabla f_i(w-\delta_i g_i, D_h^i)]/(2\delta_i) & \text{HF-MAML (T3)}
+        \end{cases}
+
+    with :math:`g_i = \tilde\nabla f_i(w - \alpha\tilde\nabla f_i(w, D_{in}^i), D_o^i)`
+    (THEORY "Algorithms"). Vectorised over the tasks of the batch and over the ``R`` rows of
+    ``W`` (independent runs: each row gets its own task and data batches).
+
+    Parameters
+    ----------
+    family : TaskFamily
+    W : array, shape (R, d) or (d,)
+        The current point of each run.
+    alpha : float
+        Inner step size, ``alpha >= 0``.
+    method : {"maml", "fomaml", "hfmaml"}
+    rng : numpy.random.Generator
+        Source of every draw, in this order: the ``R * B`` tasks (from ``family.probs``), then
+        the index arrays of ``D_in``, ``D_o``, ``D_h`` (each ``(R * B, D)``, with replacement).
+    batch_tasks : int or None
+        ``B >= 1``; ``None``: every task, weighted by ``family.probs`` (no sampling).
+    d_in, d_o : int or None
+        Sizes of :math:`D_{in}` and :math:`D_o` (``>= 1``); ``None``: the whole data set.
+    d_h : int or None
+        Size of :math:`D_h`, required for MAML and HF-MAML with
+        ``hessian_batch="independent"``; ignored otherwise.
+    delta : "theorem", float or callable
+        HF-MAML's perturbation: ``"theorem"`` is
+        :math:`\delta_i = 1/(6\rho\alpha\|g_i\|)` (THEORY T3, needs ``rho > 0``); a float
+        ``> 0`` is used for every task; a callable gets the array of :math:`\|g_i\|` (one per
+        (run, task) row) and returns the :math:`\delta_i` (finite, > 0).
+    hessian_batch : {"independent", "inner"}
+        Evaluate the Hessian term on an independent :math:`D_h` (the theory) or on
+        :math:`D_{in}` (what autodiff through the inner step computes).
+    hessian : {"matrix", "hvp"}
+        MAML only: form the mini-batch Hessians (the theory's :math:`O(d^2)` cost, counted in
+        ``Work.hessians``) or apply them as exact Hessian-vector products (``Work.hvps``).
+        Both give the same direction up to rounding.
+
+    Returns
+    -------
+    Direction
+        ``u`` (shape (R, d), or (d,) for a 1-D ``W``), the ``Work`` of one run and, for HF-MAML,
+        the perturbations used.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument (named, with its allowed range), before any draw is made.
+    """
+    cfg = _check_config(
+        family, alpha, method, batch_tasks, d_in, d_o, d_h, delta, hessian_batch, hessian
+    )
+    Wa, single = _as_points(family, W)
+    _check_rng(rng)
+    out = _direction(family, Wa, rng, cfg)
+    if single:
+        delta_out = None if out.delta is None else out.delta[0]
+        return Direction(u=out.u[0], work=out.work, delta=delta_out)
+    return out
+
+
+def direction_moments(
+    family: TaskFamily,
+    w: object,
+    alpha: float,
+    method: str,
+    rng: np.random.Generator,
+    n_draws: int,
+    **batches: object,
+) -> Moments:
+    r"""Monte Carlo mean, bias and variance of a direction at one point ``w``.
+
+    .. math::
+        \text{bias} = \overline{u} - \nabla F(w), \qquad
+        \text{variance} = \frac{1}{N-1}\sum_{k=1}^N \|u_k - \overline u\|^2,
+
+    with ``N = n_draws`` independent draws of :func:`direction` at ``w`` (vectorised, in
+    chunks that bound memory) and the exact :math:`\nabla F(w)` of
+    :func:`hfmaml_core.meta.family_gradient`. ``batches`` are :func:`direction`'s keyword
+    arguments (``batch_tasks``, ``d_in``, ``d_o``, ``d_h``, ``delta``, ``hessian_batch``,
+    ``hessian``).
+    """
+    wa = V.array("w", w, shape=(family.dim,))
+    n = V.integer("n_draws", n_draws, lo=2)
+    keys = {"batch_tasks", "d_in", "d_o", "d_h", "delta", "hessian_batch", "hessian"}
+    unknown = sorted(set(batches) - keys)
+    if unknown:
+        raise ValueError(f"unknown keyword arguments {unknown}; allowed: {sorted(keys)}")
+    args = {"d_h": _UNSET, "delta": "theorem", "hessian_batch": "independent", "hessian": "matrix"}
+    args.update(batches)
+    for key in ("batch_tasks", "d_in", "d_o"):
+        if key not in args:
+            raise ValueError(f"{key} must be given (an integer >= 1 or None)")
+    cfg = _check_config(
+        family,
+        alpha,
+        method,
+        args["batch_tasks"],
+        args["d_in"],
+        args["d_o"],
+        args["d_h"],
+        args["delta"],
+        args["hessian_batch"],
+        args["hessian"],
+    )
+    _check_rng(rng)
+    per_run = family.n_tasks if cfg["batch_tasks"] is None else cfg["batch_tasks"]
+    chunk = max(1, _CHUNK_ROWS // per_run)
+    mean = np.zeros(family.dim)
+    m2 = np.zeros(family.dim)  # sum of squared deviations, merged chunk by chunk (Chan et al.)
+    seen = 0
+    for start in range(0, n, chunk):  # chunks of draws bound memory; each chunk is vectorised
+        k = min(chunk, n - start)
+        U = _direction(family, np.broadcast_to(wa, (k, family.dim)), rng, cfg).u
+        mu = U.mean(axis=0)
+        diff = mu - mean
+        m2 += ((U - mu) ** 2).sum(axis=0) + diff * diff * seen * k / (seen + k)
+        mean += diff * k / (seen + k)
+        seen += k
+    var_coord = m2 / (n - 1)
+    bias = mean - family_gradient(family, wa, cfg["alpha"])
+    return Moments(
+        mean=mean,
+        bias=bias,
+        bias_se=np.sqrt(var_coord / n),
+        variance=float(var_coord.sum()),
+        n_draws=n,
+    )
+
+
+# --------------------------------------------------------------------------- closed forms
+def _quadratic(family: object) -> QuadraticFamily:
+    if not isinstance(family, QuadraticFamily):
+        raise ValueError(
+            f"family must be a QuadraticFamily (closed forms need quadratic tasks); got "
+            f"{type(family).__name__}"
+        )
+    return family
+
+
+def quadratic_expected_direction(
+    family: QuadraticFamily,
+    W: object,
+    alpha: float,
+    method: str,
+    *,
+    d_in: int | None = None,
+    hessian_batch: str = "independent",
+) -> np.ndarray:
+    r"""Closed-form expectation of a direction on quadratic tasks, :math:`E[u \mid w]`.
+
+    With :math:`e_i = w - c_i`, the expectation over tasks and every data batch is
+
+    .. math::
+        E u^{\mathrm{FO}} &= \sum_i p_i A_i (I - \alpha A_i) e_i, \\
+        E u^{\mathrm{MAML}} = E u^{\mathrm{HF}} &= \nabla F(w)
+            = \sum_i p_i (I - \alpha A_i) A_i (I - \alpha A_i) e_i
+            \quad (\text{independent } D_h), \\
+        E u^{\mathrm{inner}} &= \nabla F(w) + \frac{\alpha^2}{D_{in}} \sum_i p_i
+            \bigl(v_i A_i^3 e_i + A_i^2 \kappa_i\bigr),
+
+    where :math:`v_i = \frac1n\sum_j (s_{ij}-1)^2` and
+    :math:`\kappa_i = \frac1n\sum_j (s_{ij}-1) b_{ij}` (points drawn with replacement). The
+    batch sizes other than :math:`D_{in}` do not enter: every estimate is affine in each
+    independent batch. HF-MAML's central difference is exact on quadratics, for any
+    :math:`\delta`. ``d_in=None`` (the whole data set) makes the "inner" bias vanish.
+
+    Parameters
+    ----------
+    family : QuadraticFamily
+    W : array, shape (d,) or (S, d)
+    alpha : float
+    method : {"maml", "fomaml", "hfmaml"}
+    d_in : int or None
+        Used only with ``hessian_batch="inner"``.
+    hessian_batch : {"independent", "inner"}
+    """
+    fam = _quadratic(family)
+    Wa, single = _as_points(fam, W)
+    a = V.real("alpha", alpha, lo=0.0)
+    method = V.choice("method", method, METHODS)
+    hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
+    D = _batch("d_in", d_in)
+    A, I = fam.A, np.eye(fam.dim)
+    E_ = Wa[:, None, :] - fam.c[None]  # (S, m, d)
+    AE = np.einsum("mij,smj->smi", A - a * np.einsum("mij,mjk->mik", A, A), E_)  # A(I - aA) e
+    if method == "fomaml":
+        per_task = AE
+    else:
+        per_task = np.einsum("mij,smj->smi", I - a * A, AE)
+        if hb == "inner" and D is not None:
+            s_dev = fam.s - 1.0
+            v = np.mean(s_dev * s_dev, axis=1)
+            kappa = np.einsum("mn,mnd->md", s_dev, fam.b) / fam.n_points
+            A2 = np.einsum("mij,mjk->mik", A, A)
+            A3e = np.einsum("mij,smj->smi", np.einsum("mij,mjk->mik", A2, A), E_)
+            per_task = per_task + a * a / D * (
+                v[None, :, None] * A3e + np.einsum("mij,mj->mi", A2, kappa)[None]
+            )
+    out = np.einsum("smd,m->sd", per_task, fam.probs)
+    return out[0] if single else out
+
+
+def quadratic_fixed_point(family: QuadraticFamily, alpha: float, method: str) -> np.ndarray:
+    r"""The point where a method's expected direction vanishes, on quadratic tasks.
+
+    .. math::
+        \sum_i p_i M_i (w - c_i) = 0, \qquad
+        M_i = \begin{cases} A_i(I-\alpha A_i) & \text{FO-MAML} \\
+              (I-\alpha A_i)A_i(I-\alpha A_i) & \text{MAML, HF-MAML (the minimiser of } F) \end{cases}
+
+    (independent Hessian batches). At FO-MAML's fixed point :math:`w_{FO}`,
+    :math:`\nabla F(w_{FO}) = -\alpha\sum_i p_i A_i^2(I-\alpha A_i)(w_{FO}-c_i)`: the floor of
+    THEORY T2, which no batch size removes.
+
+    Raises
+    ------
+    ValueError
+        If :math:`\sum_i p_i M_i` is singular (no unique fixed point).
+    """
+    fam = _quadratic(family)
+    a = V.real("alpha", alpha, lo=0.0)
+    method = V.choice("method", method, METHODS)
+    I = np.eye(fam.dim)
+    M = np.einsum("mij,mjk->mik", fam.A, I - a * fam.A)
+    if method != "fomaml":
+        M = np.einsum("mij,mjk->mik", I - a * fam.A, M)
+    Mbar = np.einsum("m,mij->ij", fam.probs, M)
+    rhs = np.einsum("m,mij,mj->i", fam.probs, M, fam.c)
+    if np.linalg.cond(Mbar) > 1e12:
+        raise ValueError(
+            "the expected direction has no unique zero: sum_i p_i M_i is singular for this alpha"
+        )
+    return np.linalg.solve(Mbar, rhs)
