@@ -110,7 +110,15 @@ def ensure_kernel() -> Path:
     kdir = root / "kernels" / KERNEL_NAME
     kdir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            # ipykernel 7 warns about TCP on every start; cell errors still reach papermill
+            "--IPKernelApp.log_level=ERROR",
+        ],
         "display_name": "Python (hfmaml)",
         "language": "python",
         "metadata": {"debugger": True},
