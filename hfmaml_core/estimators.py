@@ -24,7 +24,9 @@ measures.
 Everything is vectorised over the tasks of the batch *and* over independent runs: ``W`` holds
 one point per run, shape ``(R, d)``, and all ``R * B`` (run, task) pairs go through the task
 family's private batch kernels in one call per quantity. HF-MAML evaluates its two perturbed
-gradients in a single call (the rows :math:`w+\delta_i g_i` and :math:`w-\delta_i g_i` stacked).
+gradients in a single call (``_central_differences``: each task's batch :math:`D_h^i` is read once
+for both points :math:`w\pm\delta_i g_i`). MAML's ``"matrix"`` mode forms the Hessians in
+chunks of rows, so that memory stays :math:`O(d^2)` rather than :math:`O(B d^2)`.
 
 A batch size ``None`` means the exact population quantity: ``batch_tasks=None`` averages over
 all tasks with their probabilities :math:`p_i` (instead of sampling), ``d_in=None`` etc. use
@@ -73,6 +75,7 @@ HESSIAN_MODES = ("matrix", "hvp")
 
 _UNSET = object()
 _CHUNK_ROWS = 1 << 14  # (run, task) rows per vectorised call in direction_moments
+_HESSIAN_ENTRIES = 1 << 20  # d x d entries formed at once by MAML's "matrix" mode (8 MiB)
 
 
 @dataclass(frozen=True)
@@ -262,10 +265,13 @@ def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg:
     R, d = W.shape
     a, method = cfg["alpha"], cfg["method"]
     T, weights, B, idx = _sample(family, rng, R, cfg)
-    Wr = np.repeat(W, B, axis=0)
+    Wr = np.broadcast_to(W[:, None], (R, B, d)).reshape(R * B, d)  # a view when R = 1
     n_in, n_o = _points(cfg["d_in"], family), _points(cfg["d_o"], family)
-    g_in = family._grads(Wr, T, idx["d_in"])
-    G = family._grads(Wr - a * g_in, T, idx["d_o"])
+    # the kernels return new arrays: update them in place (same bits as Wr - a * g_in)
+    w_hat = family._grads(Wr, T, idx["d_in"])
+    w_hat *= -a
+    w_hat += Wr
+    G = family._grads(w_hat, T, idx["d_o"])
     work = Work(grads=B * (n_in + n_o))
     deltas = None
     if method == "fomaml":
@@ -276,26 +282,43 @@ def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg:
         n_h = n_in if inner else _points(cfg["d_h"], family)
         if method == "maml":
             if cfg["hessian"] == "matrix":
-                HG = np.einsum("bde,be->bd", family._hessians(Wr, T, idx_h), G)
+                HG = _hessian_times(family, Wr, G, T, idx_h)
                 work = work + Work(hessians=B * n_h)
             else:
                 HG = family._hvps(Wr, G, T, idx_h)
                 work = work + Work(hvps=B * n_h)
         else:
-            norms = np.linalg.norm(G, axis=1)
+            norms = np.sqrt(np.einsum("bd,bd->b", G, G))
             deltas = _deltas(cfg["delta"], family.rho, a, norms)
-            step = deltas[:, None] * G
-            both = family._grads(
-                np.concatenate([Wr + step, Wr - step]),
-                np.concatenate([T, T]),
-                None if idx_h is None else np.concatenate([idx_h, idx_h]),
-            )
-            HG = (both[: R * B] - both[R * B :]) / (2.0 * deltas[:, None])
+            # both perturbed gradients on D_h in one call, which reads each batch's data once
+            HG = family._central_differences(Wr, G, deltas, T, idx_h)
             work = work + Work(grads=2 * B * n_h)
             deltas = deltas.reshape(R, B)
-        U = G - a * HG
+        HG *= -a
+        HG += G  # U = G - a * HG, in place
+        U = HG
     u = np.einsum("rbd,b->rd", U.reshape(R, B, d), weights)
     return Direction(u=u, work=work, delta=deltas)
+
+
+def _hessian_times(
+    family: TaskFamily, W: np.ndarray, G: np.ndarray, T: np.ndarray, idx: np.ndarray | None
+) -> np.ndarray:
+    """Rows ``H_b G[b]`` with each mini-batch Hessian formed (``O(D d^2)`` per row).
+
+    The rows go through the family's Hessian kernel in chunks of at most
+    ``_HESSIAN_ENTRIES`` matrix entries, so memory stays ``O(d^2)`` (one Hessian at a time
+    once ``d^2`` exceeds the budget) instead of ``O(B d^2)``.
+    """
+    d = W.shape[1]
+    rows = max(1, _HESSIAN_ENTRIES // (d * d))
+    out = np.empty_like(G)
+    for start in range(0, len(T), rows):  # chunks of (run, task) rows, not data points
+        sl = slice(start, start + rows)
+        H = family._hessians(W[sl], T[sl], None if idx is None else idx[sl])
+        out[sl] = np.matmul(H, G[sl, :, None])[:, :, 0]
+        del H  # free it before the next chunk's Hessians are formed
+    return out
 
 
 def _deltas(rule: object, rho: float, alpha: float, norms: np.ndarray) -> np.ndarray:

@@ -60,6 +60,11 @@ WELSCH_MAX_D3: float = math.sqrt(6.0 * (3.0 - math.sqrt(6.0))) * math.exp(
     -(3.0 - math.sqrt(6.0)) / 2.0
 )
 
+#: Entries of gathered data (rows x batch size x d) per block of a Welsch kernel: 1 MiB.
+_BLOCK_ENTRIES = 1 << 17
+#: Width of the pieces of the dimension in the Welsch kernels' two-column products.
+_PAIR_COLUMNS = 1 << 14
+
 # Beyond |r| = 40 every derivative of the Welsch loss is below 1e-340, i.e. 0 in
 # float64; clipping there keeps r**4 and exp() far from overflow for huge inputs.
 _WELSCH_CLIP = 40.0
@@ -93,8 +98,10 @@ class TaskFamily(ABC):
     """A finite family of tasks with probabilities, each with a finite data set.
 
     Subclasses implement the private vectorised kernels ``_losses``, ``_grads``,
-    ``_hessians``, ``_hvps``, ``_point_grads`` and ``_point_hessians``; this class
-    validates arguments and derives the exact moments of THEORY A4 and A5.
+    ``_hessians``, ``_hvps``, ``_point_grads`` and ``_point_hessians`` (and may override
+    ``_central_differences``, HF-MAML's two perturbed gradients); this class validates
+    arguments and derives the exact moments of THEORY A4 and A5. The kernels return new
+    arrays, which callers (the estimators) may update in place.
 
     Attributes
     ----------
@@ -157,6 +164,33 @@ class TaskFamily(ABC):
     def _hvps(
         self, W: np.ndarray, Vv: np.ndarray, T: np.ndarray, idx: np.ndarray | None
     ) -> np.ndarray: ...
+
+    def _central_differences(
+        self,
+        W: np.ndarray,
+        G: np.ndarray,
+        delta: np.ndarray,
+        T: np.ndarray,
+        idx: np.ndarray | None,
+    ) -> np.ndarray:
+        r"""HF-MAML's central differences (THEORY T3, H1), rows ``b`` of shape (B, d):
+
+        .. math::
+            \frac{\tilde\nabla f_{T_b}(W_b + \delta_b G_b, D_b)
+                  - \tilde\nabla f_{T_b}(W_b - \delta_b G_b, D_b)}{2\delta_b},
+
+        both gradients on the same data batch, ``delta`` of shape (B,). This default stacks
+        the ``2B`` points into one :meth:`_grads` call; families override it to read each
+        batch's data once for both points.
+        """
+        n = W.shape[0]
+        S = delta[:, None] * G
+        both = self._grads(
+            np.concatenate([W + S, W - S]),
+            np.concatenate([T, T]),
+            None if idx is None else np.concatenate([idx, idx]),
+        )
+        return (both[:n] - both[n:]) / (2.0 * delta[:, None])
 
     @abstractmethod
     def _point_grads(self, w: np.ndarray, t: int) -> np.ndarray: ...
@@ -472,6 +506,14 @@ class QuadraticFamily(TaskFamily):
         s, _ = self._batch_means(T, idx)
         return s[:, None] * self._matvec(T, Vv)
 
+    def _central_differences(self, W, G, delta, T, idx):
+        s, b = self._batch_means(T, idx)  # the data batch is read once for both points
+        n = W.shape[0]
+        S = delta[:, None] * G
+        TT = np.concatenate([T, T])
+        Ad = self._matvec(TT, np.concatenate([W + S, W - S]) - self.c[TT])
+        return ((s[:, None] * Ad[:n] + b) - (s[:, None] * Ad[n:] + b)) / (2.0 * delta[:, None])
+
     def _point_grads(self, w, t):
         Ad = self.A[t] @ (w - self.c[t])
         return self.s[t][:, None] * Ad + self.b[t]
@@ -580,11 +622,7 @@ class WelschRegressionFamily(TaskFamily):
         self.X = V.array("X", X_, shape=(m, n, d)).copy()
         self.y = V.array("y", y, shape=(m, n)).copy()
         super().__init__(d, m, n, probs)
-        Sigma = np.einsum("mnd,mne->mde", self.X, self.X) / n
-        norms = np.linalg.norm(self.X, axis=2)
-        M = np.einsum("mn,mnd,mne->mde", norms, self.X, self.X) / n
-        self._L = WELSCH_MAX_D2 * np.linalg.eigvalsh(Sigma)[:, -1]
-        self._rho = WELSCH_MAX_D3 * np.linalg.eigvalsh(M)[:, -1]
+        self._L, self._rho = _welsch_constants(self.X)
 
     @property
     def L_tasks(self) -> np.ndarray:
@@ -600,26 +638,77 @@ class WelschRegressionFamily(TaskFamily):
         rows = T[:, None]
         return self.X[rows, idx], self.y[rows, idx]
 
+    # The kernels are batched matrix products (BLAS) over the gathered data X, shape (B, D, d):
+    # one pass for the residuals, one for the weighted sum of the rows. Rows go in blocks whose
+    # gathered data fit in _BLOCK_ENTRIES, so that the second pass reads X from the cache.
+    def _blocked(self, kernel, *args):
+        """``kernel(*args)`` on blocks of rows; ``args`` end with ``T`` and ``idx``."""
+        *rows, T, idx = args
+        width = self.n_points if idx is None else idx.shape[1]
+        step = max(1, _BLOCK_ENTRIES // (width * self.dim))
+        n = T.shape[0]
+        if step >= n:
+            return kernel(*args)
+        out = None
+        for start in range(0, n, step):  # blocks of (task, batch) rows, not data points
+            sl = slice(start, start + step)
+            part = kernel(*(a[sl] for a in rows), T[sl], None if idx is None else idx[sl])
+            if out is None:
+                out = np.empty((n, *part.shape[1:]))
+            out[sl] = part
+        return out
+
     def _residuals(self, W, T, idx):
         X, y = self._data(T, idx)
-        return X, np.einsum("bkd,bd->bk", X, W) - y
+        return X, _rows_times(X, W) - y
 
     def _losses(self, W, T, idx):
+        return self._blocked(self._losses_block, W, T, idx)
+
+    def _losses_block(self, W, T, idx):
         _, r = self._residuals(W, T, idx)
         return welsch(r, 0).mean(axis=1)
 
     def _grads(self, W, T, idx):
+        return self._blocked(self._grads_block, W, T, idx)
+
+    def _grads_block(self, W, T, idx):
         X, r = self._residuals(W, T, idx)
-        return np.einsum("bk,bkd->bd", welsch(r, 1), X) / r.shape[1]
+        out = _weighted_rows(welsch(r, 1), X)
+        out /= r.shape[1]
+        return out
 
     def _hessians(self, W, T, idx):
         X, r = self._residuals(W, T, idx)
-        return np.einsum("bk,bkd,bke->bde", welsch(r, 2), X, X) / r.shape[1]
+        scaled = X * (welsch(r, 2) / r.shape[1])[:, :, None]  # phi''(r_k) x_k / D
+        return np.matmul(np.swapaxes(scaled, 1, 2), X)  # sum_k phi''(r_k) x_k x_k^T / D
 
     def _hvps(self, W, Vv, T, idx):
-        X, r = self._residuals(W, T, idx)
-        Xv = np.einsum("bkd,bd->bk", X, Vv)
-        return np.einsum("bk,bkd->bd", welsch(r, 2) * Xv, X) / r.shape[1]
+        return self._blocked(self._hvps_block, W, Vv, T, idx)
+
+    def _hvps_block(self, W, Vv, T, idx):
+        # The data first: allocating the largest array before the small ones keeps the C heap
+        # from fragmenting (and page-faulting) on every call.
+        X, y = self._data(T, idx)
+        XWV = _pairs_times(_pair(W, Vv), X)  # x_k^T w and x_k^T v in one pass
+        r = XWV[:, 0] - y
+        out = _weighted_rows(welsch(r, 2) * XWV[:, 1], X)
+        out /= r.shape[1]
+        return out
+
+    def _central_differences(self, W, G, delta, T, idx):
+        return self._blocked(self._central_differences_block, W, G, delta, T, idx)
+
+    def _central_differences_block(self, W, G, delta, T, idx):
+        # Residuals at w +- delta g are r +- delta x^T g: one pass over the data (gathered
+        # once) gives both; then sum_k [phi'(r_k + s_k) - phi'(r_k - s_k)] x_k / (2 delta D).
+        X, y = self._data(T, idx)
+        XWG = _pairs_times(_pair(W, G), X)  # x_k^T w and x_k^T g
+        r = XWG[:, 0] - y
+        s = delta[:, None] * XWG[:, 1]
+        c = welsch(r + s, 1) - welsch(r - s, 1)
+        c /= (2.0 * r.shape[1]) * delta[:, None]
+        return _weighted_rows(c, X)
 
     def _point_grads(self, w, t):
         X = self.X[t]
@@ -628,6 +717,65 @@ class WelschRegressionFamily(TaskFamily):
     def _point_hessians(self, w, t):
         X = self.X[t]
         return np.einsum("k,kd,ke->kde", welsch(X @ w - self.y[t], 2), X, X)
+
+
+def _rows_times(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``out[b, k] = X[b, k] . W[b]`` for ``X`` (B, D, d) and ``W`` (B, d): a batched matvec."""
+    return np.matmul(X, W[:, :, None])[:, :, 0]
+
+
+def _pair(A: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Rows of ``A`` and ``C`` (B, d) side by side: ``out[:, 0] = A``, ``out[:, 1] = C``."""
+    out = np.empty((A.shape[0], 2, A.shape[1]))
+    out[:, 0], out[:, 1] = A, C
+    return out
+
+
+def _pairs_times(P: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``out[b, j, k] = P[b, j] . X[b, k]`` for ``P`` (B, 2, d) and ``X`` (B, D, d): ``P X^T``.
+
+    Both products in one pass over ``X``. The dimension is cut into pieces of
+    ``_PAIR_COLUMNS``: for wider pieces OpenBLAS multiplies a 2-row matrix by ``X^T`` up to
+    four times slower than two matrix-vector products (OpenBLAS 0.3.31, ``d >= 3 * 10^4``).
+    """
+    c = _PAIR_COLUMNS
+    out = np.matmul(P[:, :, :c], np.swapaxes(X[:, :, :c], 1, 2))
+    for start in range(c, X.shape[2], c):  # pieces of the dimension, not data points
+        out += np.matmul(P[:, :, start : start + c], np.swapaxes(X[:, :, start : start + c], 1, 2))
+    return out
+
+
+def _weighted_rows(c: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``out[b] = sum_k c[b, k] X[b, k]`` for ``c`` (B, D) and ``X`` (B, D, d): batched ``X^T c``."""
+    return np.matmul(c[:, None, :], X)[:, 0, :]
+
+
+def _welsch_constants(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Closed-form :math:`L_i`, :math:`\rho_i` of :class:`WelschRegressionFamily` (THEORY A2, A3).
+
+    .. math::
+        L_i = \max|\phi''|\,\lambda_{\max}(\Sigma_i), \quad
+        \rho_i = \max|\phi'''|\,\lambda_{\max}(M_i), \quad
+        \Sigma_i = \tfrac1n X_i^\top X_i, \quad M_i = \tfrac1n X_i^\top N_i X_i,
+
+    for inputs ``X`` of shape (m, n, d), with :math:`N_i = \operatorname{diag}(\|x_{ij}\|)`.
+    When :math:`n < d` the :math:`n\times n` matrices :math:`\frac1n X_iX_i^\top` and
+    :math:`\frac1n N_i^{1/2}X_iX_i^\top N_i^{1/2}` are used instead: they have the same
+    nonzero eigenvalues (:math:`AB` and :math:`BA` do), and the cost drops from
+    :math:`O(m n d^2 + m d^3)` to :math:`O(m n^2 d + m n^3)`.
+    """
+    n, d = X.shape[1], X.shape[2]
+    norms = np.linalg.norm(X, axis=2)
+    if n < d:
+        gram = np.matmul(X, np.swapaxes(X, 1, 2)) / n  # (m, n, n)
+        root = np.sqrt(norms)
+        Sigma, M = gram, root[:, :, None] * gram * root[:, None, :]
+    else:
+        Sigma = np.matmul(np.swapaxes(X, 1, 2), X) / n  # (m, d, d)
+        M = np.matmul(np.swapaxes(X * norms[:, :, None], 1, 2), X) / n
+    L = WELSCH_MAX_D2 * np.linalg.eigvalsh(Sigma)[:, -1]
+    rho = WELSCH_MAX_D3 * np.linalg.eigvalsh(M)[:, -1]
+    return L, rho
 
 
 def make_welsch_family(

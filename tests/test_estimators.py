@@ -290,13 +290,23 @@ def test_hvp_and_matrix_modes_agree_and_count_their_work():
 def test_hfmaml_evaluates_its_two_perturbed_gradients_in_one_call(monkeypatch):
     fam = welsch_family()
     calls = []
-    original = fam._grads
+    gathers = []
+    originals = {name: getattr(fam, name) for name in ("_grads", "_central_differences", "_data")}
 
-    def counting(W, T, idx):
-        calls.append(W.shape[0])
-        return original(W, T, idx)
+    def counting(name):
+        def wrapped(*args):
+            calls.append((name, args[0].shape[0]))
+            return originals[name](*args)
 
-    monkeypatch.setattr(fam, "_grads", counting)
+        return wrapped
+
+    def counting_data(T, idx):
+        gathers.append(T.shape[0])
+        return originals["_data"](T, idx)
+
+    monkeypatch.setattr(fam, "_grads", counting("_grads"))
+    monkeypatch.setattr(fam, "_central_differences", counting("_central_differences"))
+    monkeypatch.setattr(fam, "_data", counting_data)
     E.direction(
         fam,
         points(fam, 4),
@@ -308,7 +318,9 @@ def test_hfmaml_evaluates_its_two_perturbed_gradients_in_one_call(monkeypatch):
         d_o=2,
         d_h=2,
     )
-    assert calls == [12, 12, 24]  # inner, outer, then w + delta g and w - delta g stacked
+    # inner, outer, then w + delta g and w - delta g together, each batch's data read once
+    assert calls == [("_grads", 12), ("_grads", 12), ("_central_differences", 12)]
+    assert gathers == [12, 12, 12]
 
 
 def test_runs_are_independent_and_reproducible():

@@ -32,7 +32,14 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 PACKAGE = TESTS.parent / "hfmaml_core"
 #: Copied into every sandbox (the repository's own conftest.py is replaced by the guard).
-TEST_FILES = ("oracles.py", "test_tasks.py", "test_hvp.py", "test_meta.py", "test_validation.py")
+TEST_FILES = (
+    "oracles.py",
+    "test_tasks.py",
+    "test_hvp.py",
+    "test_meta.py",
+    "test_validation.py",
+    "test_cost.py",
+)
 
 GUARD = '''\
 """Sandbox guard written by test_mutations.py: only the sandbox copy may be imported."""
@@ -115,6 +122,14 @@ MUTATIONS = [
         "s[:, None] * Ad - b",
         "test_tasks.py",
         "minibatch_kernels_match_sympy and quadratic-factory-d2",
+    ),
+    Mutation(
+        "welsch-central-difference-sum",
+        "tasks.py",
+        "c = welsch(r + s, 1) - welsch(r - s, 1)",
+        "c = welsch(r + s, 1) + welsch(r - s, 1)",
+        "test_cost.py",
+        "welsch_central_differences_match_the_written_out",
     ),
     Mutation(
         "welsch-max-d3-too-large",
