@@ -64,6 +64,7 @@ import numpy as np
 
 from hfmaml_core import estimators as E
 from hfmaml_core import paths, tasks
+from hfmaml_core._io import write_text_atomic
 
 RESULTS = paths.BENCH_RESULTS / "cost.json"
 ENV_VARS = (
@@ -390,9 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--quick: results not written")
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, args.output)
+    write_text_atomic(args.output, json.dumps(payload, indent=1) + "\n")
     print(f"wrote {args.output}")
     return 0
 

@@ -40,9 +40,10 @@ import numpy as np
 
 from hfmaml_core import paths
 from hfmaml_core import sinusoid as S
+from hfmaml_core._io import write_text_atomic
 from hfmaml_core.mlp import MLP
 
-RESULTS = paths.ROOT / "benchmarks" / "results" / "sinusoid_timing.json"
+RESULTS = paths.BENCH_RESULTS / "sinusoid_timing.json"
 ENV_VARS = (
     "OPENBLAS_NUM_THREADS",
     "OPENBLAS_CORETYPE",
@@ -248,9 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--quick: results not written")
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, args.output)
+    write_text_atomic(args.output, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.output}")
     return 0
 
