@@ -23,7 +23,7 @@ NAMES := $(sort $(basename $(notdir $(wildcard notebooks/*.ipynb))))
 EXECUTED := $(NAMES:%=build/executed/%.ipynb)
 LIB := $(wildcard hfmaml_core/*.py) $(wildcard benchmarks/results/*.json)
 
-BENCHES := $(sort $(wildcard benchmarks/*.py))
+BENCHES := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 
 .PHONY: help figures test verify lab lint bench clean distclean FORCE
 

@@ -52,7 +52,6 @@ import glob
 import json
 import math
 import os
-import platform
 import resource
 import sys
 import time
@@ -60,6 +59,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import _machine
 import numpy as np
 
 from hfmaml_core import estimators as E
@@ -67,16 +67,6 @@ from hfmaml_core import paths, tasks
 from hfmaml_core._io import write_text_atomic
 
 RESULTS = paths.BENCH_RESULTS / "cost.json"
-ENV_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_MMAP_THRESHOLD_",
-)
 #: key -> (label, estimators.direction method, extra keyword arguments)
 METHODS: dict[str, tuple[str, str, dict]] = {
     "maml_hessian": ("MAML (Hessian formed)", "maml", {"hessian": "matrix"}),
@@ -89,16 +79,6 @@ DIMS = [int(round(10 ** (2 + k / 4))) for k in range(13)]  # 100, 178, 316, ...,
 
 
 # --------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def last_level_cache() -> dict:
     """Level and size in bytes of the largest CPU cache, from /sys (Linux); None if unknown."""
     best = {"level": None, "bytes": None}
@@ -113,15 +93,6 @@ def last_level_cache() -> dict:
         if best["level"] is None or level > best["level"]:
             best = {"level": level, "bytes": nbytes}
     return best
-
-
-def blas_build() -> str:
-    try:
-        cfg = np.show_config(mode="dicts")  # numpy >= 1.25
-        blas = cfg["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # pragma: no cover - older numpy
-        return "unknown"
 
 
 def _openblas() -> tuple[ctypes.CDLL, str] | None:
@@ -334,16 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         "interleaved": list(INTERLEAVED),
     }
     machine = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": blas_build(),
+        **_machine.machine_info(),
         "blas_corename": blas["corename"],
         "blas_threads": blas["threads"],
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
         "last_level_cache": last_level_cache(),
-        "platform": platform.platform(),
-        "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }

@@ -30,12 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _machine
 import numpy as np
 
 from hfmaml_core import paths
@@ -44,34 +44,6 @@ from hfmaml_core._io import write_text_atomic
 from hfmaml_core.mlp import MLP
 
 RESULTS = paths.BENCH_RESULTS / "sinusoid_timing.json"
-ENV_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "OPENBLAS_CORETYPE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "MALLOC_TOP_PAD_",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_MMAP_THRESHOLD_",
-)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def blas_name() -> str:
-    try:
-        cfg = np.show_config(mode="dicts")  # numpy >= 1.25
-        blas = cfg["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # pragma: no cover - older numpy
-        return "unknown"
 
 
 def loop_step(learner: S.MetaLearner) -> None:
@@ -198,13 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_allocator_variant:
         variant = allocator_variant(args)
     machine = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": blas_name(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
+        **_machine.machine_info(),
         "load_average_1min_before": round(load_before[0], 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
     }

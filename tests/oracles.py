@@ -21,6 +21,7 @@ Three kinds of oracle:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -419,3 +420,14 @@ def welsch_params(X: object, y: object) -> list[float]:
 def quadratic_params(A: object, c: object) -> list[float]:
     """Parameter vector of one quadratic task for :func:`maml_oracle`."""
     return [float(v) for v in np.asarray(A, float).ravel()] + [float(v) for v in np.asarray(c)]
+
+
+# --------------------------------------------------------------------------- test ids
+def regex_id(value: object) -> str | None:
+    """Readable test id for an expected-message regex (``None``: pytest's default id)."""
+    if callable(value):
+        return getattr(value, "__name__", "call").strip("<>")
+    if not isinstance(value, str) or " " not in value:
+        return None
+    text = re.sub(r"\\(.)", r"\1", value)
+    return re.sub(r"[^A-Za-z0-9_\[\]]+", "-", text).strip("-")[:50]

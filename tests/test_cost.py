@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 
 import numpy as np
 import oracles as O
@@ -267,6 +268,8 @@ def test_matrix_mode_forms_the_hessians_in_chunks(monkeypatch):
 
 # --------------------------------------------------------------------------- the benchmark
 def load_benchmark():
+    if str(paths.BENCHMARKS) not in sys.path:  # as when run as a script: its folder is importable
+        sys.path.insert(0, str(paths.BENCHMARKS))
     spec = importlib.util.spec_from_file_location("cost_benchmark", paths.BENCHMARKS / "cost.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -8,7 +8,6 @@ from the library's own HVP kernel.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import oracles as O
@@ -23,16 +22,6 @@ HYP = settings(max_examples=30, deadline=None, database=None)
 EPS = np.finfo(float).eps
 #: max|phi'''| of the Welsch loss, from sympy (not the library's constant).
 D3 = float(O.welsch_max_abs_derivative(3).evalf(30))
-
-
-def regex_id(value: object) -> str | None:
-    """Readable test id for an expected-message regex (``None``: pytest's default id)."""
-    if callable(value):
-        return getattr(value, "__name__", "call").strip("<>")
-    if not isinstance(value, str) or " " not in value:
-        return None
-    text = re.sub(r"\\(.)", r"\1", value)
-    return re.sub(r"[^A-Za-z0-9_\[\]]+", "-", text).strip("-")[:50]
 
 
 def rounding_allowance(grad_scale: float, delta: float) -> float:
@@ -265,7 +254,7 @@ W2, V2 = np.array([1.0, 2.0]), np.array([0.5, -0.5])
             r"grad\(w - delta\*v\) must have shape \(2,\)",
         ),
     ],
-    ids=regex_id,
+    ids=O.regex_id,
 )
 def test_bad_input_raises_value_error_naming_parameter(kwargs: dict, match: str) -> None:
     """Every bad argument raises ``ValueError`` naming the parameter (and the allowed range)."""

@@ -8,7 +8,6 @@ second, numerical reference.
 
 from __future__ import annotations
 
-import re
 import types
 
 import numpy as np
@@ -21,16 +20,6 @@ from hfmaml_core import tasks as T
 
 RTOL = 1e-10
 FD_RTOL = 1e-8
-
-
-def regex_id(value: object) -> str | None:
-    """Readable test id for an expected-message regex (``None``: pytest's default id)."""
-    if callable(value):
-        return getattr(value, "__name__", "call").strip("<>")
-    if not isinstance(value, str) or " " not in value:
-        return None
-    text = re.sub(r"\\(.)", r"\1", value)
-    return re.sub(r"[^A-Za-z0-9_\[\]]+", "-", text).strip("-")[:50]
 
 
 FAMILY_BUILDERS = {
@@ -369,7 +358,7 @@ _W = np.array([0.1, 0.2])
         (_FAM.tasks, np.zeros((2, 1)), 0.1, None, r"\bw must have shape"),
         (_FAM.tasks, "ab", 0.1, None, r"\bw must be a real array"),
     ],
-    ids=regex_id,
+    ids=O.regex_id,
 )
 def test_bad_input_raises_value_error_naming_parameter(fn, tasks, w, alpha, weights, match) -> None:
     """Each bad argument of ``objective``/``gradient`` raises ``ValueError`` naming it."""

@@ -9,24 +9,14 @@ parameter name and the range text with ``pytest.raises(..., match=...)``.
 from __future__ import annotations
 
 import copy
-import re
 
 import numpy as np
 import pytest
+from oracles import regex_id
 
 from hfmaml_core import tasks as T
 
 NAN, INF = float("nan"), float("inf")
-
-
-def regex_id(value: object) -> str | None:
-    """Readable test id for an expected-message regex (``None``: pytest's default id)."""
-    if callable(value):
-        return getattr(value, "__name__", "call").strip("<>")
-    if not isinstance(value, str) or " " not in value:
-        return None
-    text = re.sub(r"\\(.)", r"\1", value)
-    return re.sub(r"[^A-Za-z0-9_\[\]]+", "-", text).strip("-")[:50]
 
 
 # =============================================================================
