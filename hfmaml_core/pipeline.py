@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import paths
 from ._io import write_atomic, write_text_atomic
+from .claims import KINDS
 
 KERNEL_NAME = "hfmaml"
 FIGURE_SUFFIXES = (".pdf", ".png")
@@ -232,42 +233,154 @@ def _fmt(x: object) -> str:
 
 _REL = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "=", "in": "∈"}
 
+#: Report sections, in order, with their headings.
+_KIND_HEADINGS = {
+    "finding": "Findings",
+    "theory": "Theory",
+    "check": "Checks",
+    "performance": "Performance",
+}
+
+
+def _anchor(c: dict) -> str:
+    return f"{c['notebook']}-{c['id']}".replace(".", "-").replace("_", "-")
+
+
+def _ok(c: dict) -> bool:
+    """A claim that holds and whose control (if any) does not."""
+    ctrl = c.get("control")
+    return bool(c["holds"]) and not (ctrl and ctrl["holds"])
+
+
+def _comparison_text(measured, uncertainty, relation, bound, tolerance) -> str:
+    m = _fmt(measured)
+    if uncertainty is not None:
+        m += f" ± {_fmt(uncertainty)}"
+    b = _fmt(bound)
+    if relation == "==":
+        b += f" (± {_fmt(tolerance)})"
+    return f"{m} {_REL[relation]} {b}"
+
+
+def claim_problems(claims: Sequence[dict]) -> list[str]:
+    """One line per claim that fails the build: it does not hold, or its control holds."""
+    out = []
+    for c in claims:
+        where = f"{c['notebook']}:{c['id']} ({c.get('kind', '?')}, {c.get('theory') or '-'})"
+        if not c["holds"]:
+            out.append(f"{where}: does not hold")
+        ctrl = c.get("control")
+        if ctrl and ctrl["holds"]:
+            out.append(
+                f"{where}: its control holds, so the check cannot discriminate "
+                f"({ctrl['statement']})"
+            )
+    return out
+
 
 def render_report(claims: Sequence[dict], figures: dict[str, list[str]], parameters: dict) -> str:
-    """The readable verification report (Markdown)."""
-    n_ok = sum(c["holds"] for c in claims)
+    """The readable verification report (Markdown): counts by kind, findings, then tables by kind."""
+    kinds = list(_KIND_HEADINGS)
+    n_ok = sum(_ok(c) for c in claims)
     lines = [
         "# Verification report",
         "",
         "Written by `make figures`; do not edit. Each row is a claim a notebook checked: a",
-        "measured number compared with the bound or expected value of a THEORY item",
-        "(`THEORY.md`, shared with the project). **holds** means the comparison came out as the",
-        "theory says; a claim that does not hold fails `make figures`.",
+        "measured number compared with a bound or an expected value. Every claim has a kind:",
+        "",
+    ]
+    lines += [f"- **{k}**: {KINDS[k]}." for k in kinds]
+    lines += [
+        "",
+        "Every `theory` and `finding` claim also runs a **control**: the same measurement on a",
+        "case where the statement should be false. The control must *fail*; a control that holds",
+        "means the check cannot tell right from wrong, and fails `make figures` like a claim that",
+        "does not hold. THEORY items are those of `THEORY.md`.",
         "",
         f"**{n_ok} of {len(claims)} claims hold** across {len(figures)} notebook(s).",
         "",
+        "| kind | claims | hold | with a control | control fails, as it should |",
+        "|---|---|---|---|---|",
     ]
-    if n_ok < len(claims):
-        bad = ", ".join(f"`{c['notebook']}:{c['id']}`" for c in claims if not c["holds"])
-        lines += [f"**Not holding:** {bad}", ""]
-    lines += [
-        "| | THEORY | claim | statement | measured | | bound or expected |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for c in claims:
-        mark = "holds" if c["holds"] else "**FAILS**"
-        measured = _fmt(c["measured"])
-        if c.get("uncertainty") is not None:
-            measured += f" ± {_fmt(c['uncertainty'])}"
-        bound = _fmt(c["bound"])
-        if c["relation"] == "==":
-            bound += f" (± {_fmt(c['tolerance'])})"
-        statement = c["statement"].replace("|", "\\|")
+    for k in kinds:
+        ck = [c for c in claims if c.get("kind") == k]
+        with_ctrl = [c for c in ck if c.get("control")]
         lines.append(
-            f"| {mark} | {c['theory']} | `{c['notebook']}:{c['id']}` | {statement} | {measured} "
-            f"| {_REL[c['relation']]} | {bound} |"
+            f"| {k} | {len(ck)} | {sum(c['holds'] for c in ck)} | {len(with_ctrl)} "
+            f"| {sum(not c['control']['holds'] for c in with_ctrl)} |"
         )
-    lines += ["", "## Figures by notebook", ""]
+    lines.append("")
+    problems = claim_problems(claims)
+    if problems:
+        lines += ["**Failing the build:**", ""] + [f"- `{p}`" for p in problems] + [""]
+    findings = [c for c in claims if c.get("kind") == "finding"]
+    if findings:
+        lines += ["## What was found", ""]
+        for c in findings:
+            mark = "" if _ok(c) else " **FAILS**"
+            cmp = _comparison_text(
+                c["measured"], c.get("uncertainty"), c["relation"], c["bound"], c.get("tolerance")
+            )
+            lines.append(
+                f"- [`{c['notebook']}:{c['id']}`](#{_anchor(c)}) ({c['theory']}){mark}: "
+                f"{c['statement']} — measured {cmp}."
+            )
+        lines.append("")
+    for k in kinds:
+        ck = [c for c in claims if c.get("kind") == k]
+        if not ck:
+            continue
+        lines += [
+            f"## {_KIND_HEADINGS[k]} ({len(ck)})",
+            "",
+            "| | THEORY | claim | statement | measured | | bound or expected | control |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in ck:
+            mark = "holds" if c["holds"] else "**FAILS**"
+            measured = _fmt(c["measured"])
+            if c.get("uncertainty") is not None:
+                measured += f" ± {_fmt(c['uncertainty'])}"
+            bound = _fmt(c["bound"])
+            if c["relation"] == "==":
+                bound += f" (± {_fmt(c['tolerance'])})"
+            ctrl = c.get("control")
+            if ctrl:
+                verdict = (
+                    "fails, as it should" if not ctrl["holds"] else "**HOLDS: cannot discriminate**"
+                )
+                ctext = (
+                    f"{ctrl['statement']}: "
+                    + _comparison_text(
+                        ctrl["measured"],
+                        ctrl.get("uncertainty"),
+                        ctrl["relation"],
+                        ctrl["bound"],
+                        ctrl.get("tolerance"),
+                    )
+                    + f" — {verdict}"
+                )
+            else:
+                ctext = "—"
+            cells = [
+                mark,
+                c.get("theory") or "—",
+                f'<a id="{_anchor(c)}"></a>`{c["notebook"]}:{c["id"]}`',
+                c["statement"],
+                measured,
+                _REL[c["relation"]],
+                bound,
+                ctext,
+            ]
+            lines.append(
+                "| "
+                + " | ".join(
+                    x.replace("|", "\\|") if i in (3, 7) else x for i, x in enumerate(cells)
+                )
+                + " |"
+            )
+        lines.append("")
+    lines += ["## Figures by notebook", ""]
     for nb, figs in figures.items():
         over = parameters.get(nb) or {}
         note = (
@@ -351,14 +464,16 @@ def collect(stage_root: Path | None = None, figures_dir: Path | None = None) -> 
         if p.is_file() and not p.name.startswith(".") and p.name not in keep:
             p.unlink()
 
-    failed = [f"{c['notebook']}:{c['id']} ({c['theory']})" for c in claims if not c["holds"]]
+    problems = claim_problems(claims)
+    n_ok = sum(_ok(c) for c in claims)
+    counts = ", ".join(f"{sum(c.get('kind') == k for c in claims)} {k}" for k in _KIND_HEADINGS)
     print(
         f"figures/: {len(sources)} figure files from {len(names)} notebook(s); "
-        f"{len(claims) - len(failed)} of {len(claims)} claims hold"
+        f"{n_ok} of {len(claims)} claims hold ({counts})"
     )
-    if failed:
-        print("claims that do not hold:\n  " + "\n  ".join(failed), file=sys.stderr)
-    return len(failed)
+    if problems:
+        print("claims that fail the build:\n  " + "\n  ".join(problems), file=sys.stderr)
+    return len(problems)
 
 
 def stale_inputs(figures_dir: Path | None = None) -> list[str]:
@@ -377,14 +492,14 @@ def verify() -> int:
         return 1
     print(report.read_text())
     claims = json.loads((paths.FIGURES / "claims.json").read_text())["claims"]
-    bad = [c["id"] for c in claims if not c["holds"]]
+    bad = claim_problems(claims)
     stale = stale_inputs()
     if stale:
         print(
             "figures are stale; changed since they were made: " + ", ".join(stale), file=sys.stderr
         )
     if bad:
-        print("claims that do not hold: " + ", ".join(bad), file=sys.stderr)
+        print("claims that fail the build:\n  " + "\n  ".join(bad), file=sys.stderr)
     return 1 if (bad or stale) else 0
 
 

@@ -14,6 +14,7 @@ import re
 import pytest
 
 from hfmaml_core import paths, pipeline
+from hfmaml_core.claims import KINDS
 
 FIG = paths.FIGURES
 REQUIRED_FIELDS = {
@@ -25,6 +26,7 @@ REQUIRED_FIELDS = {
     "bound",
     "relation",
     "holds",
+    "kind",
 }
 
 
@@ -71,6 +73,19 @@ def test_committed_claims_hold_and_are_well_formed():
     assert len(ids) == len(set(ids))
     failed = [f"{c['notebook']}:{c['id']}" for c in claims if not c["holds"]]
     assert not failed, f"claims that do not hold: {failed}"
+    assert {c["kind"] for c in claims} <= set(KINDS)
+
+
+def test_every_theory_and_finding_claim_has_a_control_that_fails():
+    claims = json.loads((FIG / "claims.json").read_text())["claims"]
+    controlled = [c for c in claims if c["kind"] in ("theory", "finding")]
+    assert controlled, "no theory or finding claims"
+    weak = [
+        f"{c['notebook']}:{c['id']}"
+        for c in controlled
+        if not (isinstance(c.get("control"), dict) and c["control"]["holds"] is False)
+    ]
+    assert not weak, f"theory/finding claims without a control that fails: {weak}"
 
 
 def test_readme_maps_every_notebook_and_figure():
@@ -79,7 +94,7 @@ def test_readme_maps_every_notebook_and_figure():
     claims = json.loads((FIG / "claims.json").read_text())["claims"]
     for name in pipeline.notebook_names():
         assert f"{name}.ipynb" in readme, f"README does not list notebooks/{name}.ipynb"
-        for item in sorted({c["theory"] for c in claims if c["notebook"] == name}):
+        for item in sorted({c["theory"] for c in claims if c["notebook"] == name} - {None}):
             row = next(
                 ln for ln in readme.splitlines() if f"{name}.ipynb" in ln and ln.startswith("|")
             )

@@ -111,7 +111,7 @@ def test_decision_rule(est, bound, relation, expected):
     e = mc.Estimate(*est)
     assert mc.holds(e, bound, relation) is expected
     rec = claims.ClaimRecorder("test")
-    c = rec.check("x", "L2", "rule", **mc.claim_kwargs(e, bound, relation))
+    c = rec.check("x", "L2", "rule", kind="check", **mc.claim_kwargs(e, bound, relation))
     assert c.holds is expected  # the recorded claim applies the same rule
     assert c.uncertainty == est[1] and c.details["estimate"] == est[0] and c.bound == bound
 

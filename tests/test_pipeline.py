@@ -73,23 +73,76 @@ def test_savefig_failure_leaves_the_previous_file_intact(out, monkeypatch):
 
 
 # -------------------------------------------------------------------- claims
+def _ctl(measured, **kw):
+    return {
+        "statement": "the same measurement where the statement is false",
+        "measured": measured,
+        **kw,
+    }
+
+
 def test_claim_verdicts_are_computed_from_the_numbers(out):
     rec = ClaimRecorder("nb")
-    assert rec.check("a", "H1", "s", measured=0.5, bound=1.0).holds
-    assert not rec.check("b", "H1", "s", measured=1.5, bound=1.0).holds
-    assert rec.check("c", "L2", "s", measured=0.9, relation=">=", bound=0.8).holds
-    assert not rec.check("d", "L2", "s", measured=0.8, relation=">", bound=0.8).holds
+    k = {"kind": "check"}
+    assert rec.check("a", "H1", "s", measured=0.5, bound=1.0, **k).holds
+    assert not rec.check("b", "H1", "s", measured=1.5, bound=1.0, **k).holds
+    assert rec.check("c", "L2", "s", measured=0.9, relation=">=", bound=0.8, **k).holds
+    assert not rec.check("d", "L2", "s", measured=0.8, relation=">", bound=0.8, **k).holds
     assert rec.check(
-        "e", "S1", "s", measured=1e-12, relation="==", bound=0.0, tolerance=1e-10
+        "e", "S1", "s", measured=1e-12, relation="==", bound=0.0, tolerance=1e-10, **k
     ).holds
     assert not rec.check(
-        "f", "S1", "s", measured=1e-9, relation="==", bound=0.0, tolerance=1e-10
+        "f", "S1", "s", measured=1e-9, relation="==", bound=0.0, tolerance=1e-10, **k
     ).holds
-    assert rec.check("g", "T1", "s", measured=-2.0, relation="in", bound=(-2.2, -1.8)).holds
-    assert not rec.check("h", "T1", "s", measured=float("nan"), bound=1.0).holds
+    assert rec.check("g", "T1", "s", measured=-2.0, relation="in", bound=(-2.2, -1.8), **k).holds
+    assert not rec.check("h", "T1", "s", measured=float("nan"), bound=1.0, **k).holds
     assert [c.id for c in rec.failed] == ["b", "d", "f", "h"]
     saved = json.loads(rec.save().read_text())
     assert saved["claims"][7]["measured"] is None and saved["claims"][7]["holds"] is False
+    assert {c["kind"] for c in saved["claims"]} == {"check"}
+
+
+def test_controls_are_evaluated_with_the_claims_relation_and_must_fail(out):
+    rec = ClaimRecorder("nb")
+    good = rec.check("good", "H1", "s", kind="theory", measured=0.4, bound=1.0, control=_ctl(2.0))
+    assert good.holds and good.control.holds is False and good.ok
+    # a control that holds: the claim itself holds, but the check cannot discriminate
+    weak = rec.check("weak", "H1", "s", kind="theory", measured=0.4, bound=1.0, control=_ctl(0.9))
+    assert weak.holds and weak.control.holds and not weak.discriminates and not weak.ok
+    # the control may name its own relation, bound and tolerance
+    own = rec.check(
+        "own", "T1", "s", kind="finding", measured=-2.0, relation="in", bound=(-2.2, -1.8),
+        control=_ctl(-0.5, relation="<=", bound=-1.5),
+    )  # fmt: skip
+    assert own.control.relation == "<=" and own.control.bound == -1.5 and own.ok
+    eq = rec.check(
+        "eq", "H1", "s", kind="theory", measured=0.5, relation="==", bound=0.5,
+        tolerance=1e-9, control=_ctl(0.45),
+    )  # fmt: skip
+    assert eq.control.tolerance == 1e-9 and not eq.control.holds
+    nan = rec.check(
+        "nan", "H1", "s", kind="theory", measured=0.1, bound=1.0, control=_ctl(float("nan"))
+    )
+    assert nan.control.measured is None and not nan.control.holds  # a non-finite control fails
+    assert [c.id for c in rec.failed] == ["weak"]
+    saved = json.loads(rec.save().read_text())["claims"]
+    assert saved[0]["control"]["holds"] is False and saved[1]["control"]["holds"] is True
+
+
+@pytest.mark.parametrize("kind", ["theory", "finding"])
+def test_theory_and_finding_claims_need_a_control_and_an_item(kind):
+    with pytest.raises(ValueError, match="control is required"):
+        ClaimRecorder("nb").check("x", "H1", "s", kind=kind, measured=0.0, bound=1.0)
+    with pytest.raises(ValueError, match="theory must be one of"):
+        ClaimRecorder("nb").check(
+            "x", None, "s", kind=kind, measured=0.0, bound=1.0, control=_ctl(2.0)
+        )
+
+
+def test_checks_and_performance_may_stand_without_a_control_or_an_item():
+    rec = ClaimRecorder("nb")
+    assert rec.check("x", None, "s", kind="check", measured=0.0, bound=1.0).control is None
+    assert rec.check("y", "T3", "s", kind="performance", measured=0.0, bound=1.0).ok
 
 
 @pytest.mark.parametrize(
@@ -104,10 +157,20 @@ def test_claim_verdicts_are_computed_from_the_numbers(out):
         ({"tolerance": 0.1}, "tolerance"),
         ({"relation": "in", "bound": (2.0, 1.0)}, "bound"),
         ({"measured": "big"}, "measured"),
+        ({"kind": "theorem"}, "kind"),
+        ({"control": 3.0}, "control must be a mapping"),
+        ({"control": {"measured": 2.0}}, "control statement"),
+        ({"control": {"statement": "c"}}, "control measured"),
+        ({"control": _ctl(2.0, extra=1)}, "unknown keys"),
+        ({"control": _ctl(2.0, relation="~")}, "control relation"),
+        ({"control": _ctl(2.0, bound=float("inf"))}, "control bound"),
+        ({"control": _ctl(2.0, relation="==")}, "control tolerance"),
+        ({"control": _ctl("big")}, "control measured"),
     ],
 )
 def test_claim_recorder_rejects_bad_input(kwargs, word):
-    args = {"id": "x", "theory": "H1", "statement": "s", "measured": 1.0, "bound": 2.0, **kwargs}
+    args = {"id": "x", "theory": "H1", "statement": "s", "measured": 1.0, "bound": 2.0,
+            "kind": "theory", "control": _ctl(3.0), **kwargs}  # fmt: skip
     with pytest.raises(ValueError, match=word):
         ClaimRecorder("nb").check(args.pop("id"), args.pop("theory"), args.pop("statement"), **args)
 
@@ -116,23 +179,30 @@ def test_claim_ids_are_unique_and_empty_recorders_do_not_save(out):
     rec = ClaimRecorder("nb")
     with pytest.raises(ValueError, match="recorded no claims"):
         rec.save()
-    rec.check("x", "H1", "s", measured=0.0, bound=1.0)
+    rec.check("x", "H1", "s", kind="check", measured=0.0, bound=1.0)
     with pytest.raises(ValueError, match="unique"):
-        rec.check("x", "H1", "s", measured=0.0, bound=1.0)
+        rec.check("x", "H1", "s", kind="check", measured=0.0, bound=1.0)
 
 
 # ------------------------------------------------------------------ pipeline
-def _stage_fake_run(stage_root, name, holds=True):
-    """A staged run of the real notebook `name` with one claim and one figure."""
+def _stage_fake_run(stage_root, name, holds=True, control_holds=False):
+    """A staged run of the real notebook `name` with one claim and one figure.
+
+    The claim is recorded by the real ClaimRecorder, so its verdicts are computed.
+    """
     stage = stage_root / name
     stage.mkdir(parents=True)
     (stage / "run.json").write_text(
         json.dumps({"notebook": name, "inputs": pipeline._notebook_inputs(name), "parameters": {}})
     )
-    claim = {"id": "c", "theory": "H1", "notebook": name, "statement": "s", "measured": 2.0,
-             "relation": "<=", "bound": 1.0 if not holds else 3.0, "holds": holds,
-             "tolerance": None, "uncertainty": None, "details": {}}  # fmt: skip
-    (stage / f"claims-{name}.json").write_text(json.dumps({"notebook": name, "claims": [claim]}))
+    rec = ClaimRecorder(name)
+    rec.check(
+        "c", "H1", "s", kind="theory", measured=2.0, bound=3.0 if holds else 1.0,
+        control=_ctl(2.5 if control_holds else 4.0),
+    )  # fmt: skip
+    rec.check("k", None, "setup", kind="check", measured=0.0, bound=1.0)
+    payload = {"notebook": name, "claims": [c.as_dict() for c in rec.claims]}
+    (stage / f"claims-{name}.json").write_text(json.dumps(payload))
     (stage / f"fig-{name}.pdf").write_bytes(b"%PDF-fake")
     (stage / f"fig-{name}.png").write_bytes(b"png-fake")
 
@@ -147,14 +217,33 @@ def test_collect_writes_the_report_and_reports_failed_claims(tmp_path, capsys):
     assert pipeline.collect(tmp_path / "stage", figdir) == 1
     report = (figdir / "VERIFICATION.md").read_text()
     assert "**FAILS**" in report and f"{names[0]}:c" in report
-    assert f"{names[0]}:c (H1)" in capsys.readouterr().err
+    assert f"{names[0]}:c (theory, H1): does not hold" in capsys.readouterr().err
     claims = json.loads((figdir / "claims.json").read_text())["claims"]
-    assert len(claims) == len(names)
+    assert len(claims) == 2 * len(names)
+    # the report opens with the counts per kind, before any table
+    head = report.split("## ")[0]
+    assert f"| theory | {len(names)} | {len(names) - 1} | {len(names)} | {len(names)} |" in head
+    assert f"| check | {len(names)} | {len(names)} | 0 | 0 |" in head
     assert not (figdir / "stale-figure.pdf").exists()
     # collecting twice gives byte-identical files
     before = {p.name: p.read_bytes() for p in figdir.iterdir()}
     pipeline.collect(tmp_path / "stage", figdir)
     assert {p.name: p.read_bytes() for p in figdir.iterdir()} == before
+
+
+def test_a_control_that_holds_fails_collect_like_a_failed_claim(tmp_path, capsys):
+    """A planted non-discriminating control: the claim holds, its control holds too."""
+    names = pipeline.notebook_names()
+    for i, name in enumerate(names):
+        _stage_fake_run(tmp_path / "stage", name, control_holds=i == 0)
+    figdir = tmp_path / "figures"
+    assert pipeline.collect(tmp_path / "stage", figdir) == 1
+    err = capsys.readouterr().err
+    assert f"{names[0]}:c (theory, H1): its control holds, so the check cannot discriminate" in err
+    assert "cannot discriminate" in (figdir / "VERIFICATION.md").read_text()
+    for name in names:
+        _stage_fake_run(tmp_path / "ok", name)
+    assert pipeline.collect(tmp_path / "ok", tmp_path / "figures-ok") == 0
 
 
 def test_collect_refuses_missing_or_stale_runs_before_writing(tmp_path):
