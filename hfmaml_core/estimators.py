@@ -37,6 +37,10 @@ Work is counted per run in data-point evaluations: a mini-batch gradient on :mat
 is :math:`D` gradient evaluations, an exact one is ``n_points`` of them; likewise for
 Hessian-vector products and Hessians formed.
 
+:func:`hessian_term_error` measures HF-MAML's error in each task's Hessian term against the
+exact (mini-batch or population) Hessian-vector product, relative to :math:`\|g_i\|` (T3's
+:math:`1/6`, via H1).
+
 On quadratic tasks the expectations of the directions are known in closed form
 (:func:`quadratic_expected_direction`, :func:`quadratic_fixed_point`): FO-MAML's fixed point and
 its floor :math:`\|\nabla F(w_{FO})\|` (THEORY T2), and the bias of the ``"inner"`` variant.
@@ -62,6 +66,7 @@ __all__ = [
     "Work",
     "direction",
     "direction_moments",
+    "hessian_term_error",
     "quadratic_expected_direction",
     "quadratic_fixed_point",
 ]
@@ -260,18 +265,54 @@ def _points(D: int | None, family: TaskFamily) -> int:
     return family.n_points if D is None else D
 
 
-def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict) -> Direction:
-    """Unvalidated kernel behind :func:`direction` (the runner calls it every iteration)."""
+def _outer_gradients(
+    family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict, np.ndarray]:
+    """The draws and the outer gradients ``g_i`` of every (run, task) row.
+
+    Shared by :func:`direction` and :func:`hessian_term_error`, so both draw through the
+    same code: tasks, then ``D_in``, ``D_o``, ``D_h`` (:func:`_sample`), then
+    ``w_hat = w - alpha grad f_i(w, D_in)`` and ``g_i = grad f_i(w_hat, D_o)``. Returns
+    ``(Wr, T, weights, B, idx, G)`` with ``Wr`` the point of each row.
+    """
     R, d = W.shape
-    a, method = cfg["alpha"], cfg["method"]
+    a = cfg["alpha"]
     T, weights, B, idx = _sample(family, rng, R, cfg)
     Wr = np.broadcast_to(W[:, None], (R, B, d)).reshape(R * B, d)  # a view when R = 1
-    n_in, n_o = _points(cfg["d_in"], family), _points(cfg["d_o"], family)
     # the kernels return new arrays: update them in place (same bits as Wr - a * g_in)
     w_hat = family._grads(Wr, T, idx["d_in"])
     w_hat *= -a
     w_hat += Wr
     G = family._grads(w_hat, T, idx["d_o"])
+    return Wr, T, weights, B, idx, G
+
+
+def _hf_differences(
+    family: TaskFamily,
+    Wr: np.ndarray,
+    G: np.ndarray,
+    T: np.ndarray,
+    idx_h: np.ndarray | None,
+    cfg: dict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HF-MAML's central differences ``d_i`` on ``D_h`` with its ``delta_i``.
+
+    Returns ``(D, norms, deltas)``: the rows ``d_i``, the ``|g_i|`` and the ``delta_i``
+    (:func:`_deltas` with the family's ``rho``, A3). Shared by :func:`direction` and
+    :func:`hessian_term_error`.
+    """
+    norms = np.sqrt(np.einsum("bd,bd->b", G, G))
+    deltas = _deltas(cfg["delta"], family.rho, cfg["alpha"], norms)
+    # both perturbed gradients on D_h in one call, which reads each batch's data once
+    return family._central_differences(Wr, G, deltas, T, idx_h), norms, deltas
+
+
+def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict) -> Direction:
+    """Unvalidated kernel behind :func:`direction` (the runner calls it every iteration)."""
+    R, d = W.shape
+    a, method = cfg["alpha"], cfg["method"]
+    Wr, T, weights, B, idx, G = _outer_gradients(family, W, rng, cfg)
+    n_in, n_o = _points(cfg["d_in"], family), _points(cfg["d_o"], family)
     work = Work(grads=B * (n_in + n_o))
     deltas = None
     if method == "fomaml":
@@ -288,10 +329,7 @@ def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg:
                 HG = family._hvps(Wr, G, T, idx_h)
                 work = work + Work(hvps=B * n_h)
         else:
-            norms = np.sqrt(np.einsum("bd,bd->b", G, G))
-            deltas = _deltas(cfg["delta"], family.rho, a, norms)
-            # both perturbed gradients on D_h in one call, which reads each batch's data once
-            HG = family._central_differences(Wr, G, deltas, T, idx_h)
+            HG, _, deltas = _hf_differences(family, Wr, G, T, idx_h, cfg)
             work = work + Work(grads=2 * B * n_h)
             deltas = deltas.reshape(R, B)
         HG *= -a
@@ -488,6 +526,62 @@ def direction_moments(
         variance=float(var_coord.sum()),
         n_draws=n,
     )
+
+
+def hessian_term_error(
+    family: TaskFamily,
+    W: object,
+    alpha: float,
+    rng: np.random.Generator,
+    *,
+    batch_tasks: int | None,
+    d_in: int | None,
+    d_o: int | None,
+    d_h: int | None,
+    delta: float | str | Callable[[np.ndarray], np.ndarray] = "theorem",
+) -> np.ndarray:
+    r"""HF-MAML's error in each task's Hessian term, relative to :math:`\|g_i\|` (THEORY T3, H1).
+
+    .. math::
+        r_i = \frac{\alpha\,\bigl\|d_i - \tilde\nabla^2 f_i(w, D_h^i)\,g_i\bigr\|}{\|g_i\|},
+        \qquad
+        d_i = \frac{\tilde\nabla f_i(w+\delta_i g_i, D_h^i) - \tilde\nabla f_i(w-\delta_i g_i, D_h^i)}
+                   {2\delta_i},
+
+    with the tasks, batches, :math:`g_i` and :math:`\delta_i` drawn and computed by the same
+    helpers as :func:`direction` with ``method="hfmaml"`` (so the same ``rng`` state gives the
+    same draws and the same :math:`d_i`), and the exact mini-batch Hessian-vector product on
+    the *same* batch :math:`D_h^i`. The default ``delta="theorem"`` is
+    :math:`\delta_i = 1/(6\rho\alpha\|g_i\|)` with :math:`\rho` the *family's* constant
+    (``family.rho``, THEORY A3: every task's population Hessian is :math:`\rho`-Lipschitz).
+    H1 then gives T3's :math:`r_i \le \rho\alpha\delta_i\|g_i\| = 1/6` (``1/12`` with H1's sharp
+    constant ``1/2``) for the population Hessian (``d_h=None``); for a mini-batch
+    :math:`D_h^i` it would need the batch loss :math:`\tilde f_i(\cdot, D_h^i)` to have a
+    :math:`\rho`-Lipschitz Hessian, which A3 does not give. Vectorised over the rows of
+    ``W`` and the tasks of each batch.
+
+    Parameters
+    ----------
+    family, W, alpha, rng, batch_tasks, d_in, d_o, d_h, delta
+        As in :func:`direction` (``d_h`` required; ``None`` is the population Hessian).
+
+    Returns
+    -------
+    ndarray, shape (R, B)
+        :math:`r_i` for each row of ``W`` and each task drawn (``nan`` where :math:`g_i = 0`).
+    """
+    cfg = _check_config(
+        family, alpha, "hfmaml", batch_tasks, d_in, d_o, d_h, delta, "independent", "matrix"
+    )
+    Wa, _ = _as_points(family, W)
+    _check_rng(rng)
+    R = Wa.shape[0]
+    Wr, T, _, B, idx, G = _outer_gradients(family, Wa, rng, cfg)  # the draws of direction()
+    err, norms, _ = _hf_differences(family, Wr, G, T, idx["d_h"], cfg)
+    err -= family._hvps(Wr, G, T, idx["d_h"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = cfg["alpha"] * np.sqrt(np.einsum("bd,bd->b", err, err)) / norms
+    return np.where(norms > 0, out, np.nan).reshape(R, B)
 
 
 # --------------------------------------------------------------------------- closed forms

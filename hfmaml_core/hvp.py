@@ -15,7 +15,9 @@ Also here, for the study of the choice of :math:`\delta`
 :func:`central_difference`, the complex-step product :func:`complex_step`
 (no subtractive cancellation), the truncation + rounding error model
 :func:`error_model` with its minimiser :func:`optimal_delta`, and the rules
-for :math:`\delta` used in practice, :func:`delta_rule`.
+for :math:`\delta` used in practice, :func:`delta_rule`; and the hypothesis T3's
+proof really uses, a Hessian-Lipschitz constant of the *mini-batch* loss, in closed
+form for Welsch tasks (:func:`welsch_batch_rho`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _validate as V
+from .tasks import WELSCH_MAX_D3
 
 __all__ = [
     "DELTA_RULES",
@@ -34,6 +37,7 @@ __all__ = [
     "error_model",
     "optimal_delta",
     "theorem_delta",
+    "welsch_batch_rho",
 ]
 
 #: Names accepted by :func:`delta_rule`.
@@ -155,17 +159,20 @@ def central_difference(
     return (g_plus - g_minus) / (2.0 * delta)
 
 
-def theorem_delta(rho: float, alpha: float, g_norm: object) -> np.ndarray | float:
+def theorem_delta(rho: float | np.ndarray, alpha: float, g_norm: object) -> np.ndarray | float:
     r"""The perturbation of the HF-MAML theorem (THEORY T3): :math:`\delta_i = 1/(6\rho\alpha\|g_i\|)`.
 
     With this :math:`\delta_i`, H1 bounds the error of
     :math:`\alpha d_i` against :math:`\alpha\nabla^2 f_i(w) g_i` by
-    :math:`\alpha\rho\delta_i\|g_i\|^2 = \|g_i\|/6`.
+    :math:`\alpha\rho\delta_i\|g_i\|^2 = \|g_i\|/6`, provided :math:`\rho` is a
+    Hessian-Lipschitz constant of the loss whose gradients form :math:`d_i`: with a
+    mini-batch :math:`D_h`, of the mini-batch loss (see :func:`welsch_batch_rho`).
 
     Parameters
     ----------
-    rho : float
-        Hessian-Lipschitz constant, ``rho > 0``.
+    rho : float or array
+        Hessian-Lipschitz constant(s), each ``> 0``; an array (e.g. one constant per
+        mini-batch) must broadcast against ``g_norm``.
     alpha : float
         Inner step size, ``alpha > 0``.
     g_norm : float or array
@@ -174,17 +181,75 @@ def theorem_delta(rho: float, alpha: float, g_norm: object) -> np.ndarray | floa
     Returns
     -------
     float or ndarray
-        :math:`\delta_i`, with the shape of ``g_norm``.
+        :math:`\delta_i`, with the broadcast shape of ``rho`` and ``g_norm``
+        (a float when both are scalars).
     """
-    rho = V.real("rho", rho, lo=0.0, lo_open=True)
+    if np.ndim(rho) == 0:
+        r: float | np.ndarray = V.real("rho", rho, lo=0.0, lo_open=True)
+    else:
+        r = _positive("rho", rho)
     alpha = V.real("alpha", alpha, lo=0.0, lo_open=True)
     g = np.asarray(g_norm, dtype=float)
     if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g <= 0):
         raise ValueError(
             "g_norm must hold finite numbers > 0 (the theorem's delta is 1/(6 rho alpha |g|))"
         )
-    out = 1.0 / (6.0 * rho * alpha * g)
-    return float(out) if out.ndim == 0 else out
+    try:
+        shape = np.broadcast_shapes(np.shape(r), g.shape)
+    except ValueError:
+        raise ValueError(
+            f"rho and g_norm must broadcast together; got shapes {np.shape(r)} and {g.shape}"
+        ) from None
+    out = np.broadcast_to(1.0 / (6.0 * np.asarray(r) * alpha * g), shape)
+    return float(out) if out.ndim == 0 else np.array(out)
+
+
+def welsch_batch_rho(X: object) -> np.ndarray:
+    r"""Hessian-Lipschitz constant of a Welsch mini-batch loss: the hypothesis behind T3's :math:`\|g_i\|/6`.
+
+    For a batch :math:`D` of inputs :math:`x_j` (the targets do not matter), the mini-batch loss
+    :math:`\tilde f(w, D) = \frac1{|D|}\sum_j \phi(x_j^\top w - y_j)`, :math:`\phi(r) = 1 - e^{-r^2/2}`,
+    has Hessian :math:`\frac1{|D|}\sum_j \phi''(r_j)\, x_jx_j^\top`, which is :math:`\rho_D`-Lipschitz with
+
+    .. math::
+        \rho_D = \max|\phi'''|\;\lambda_{\max}\Bigl(\frac1{|D|}\sum_{j\in D}\|x_j\|\,x_jx_j^\top\Bigr),
+        \qquad \rho_{\{\theta\}} = \max|\phi'''|\,\|x_\theta\|^3 .
+
+    *Proof.* For unit :math:`z`, :math:`|z^\top[\nabla^2\tilde f(u) - \nabla^2\tilde f(w)]z| \le
+    \frac1{|D|}\sum_j |\phi''(r_j(u)) - \phi''(r_j(w))|\,(x_j^\top z)^2` and
+    :math:`|\phi''(r_j(u)) - \phi''(r_j(w))| \le \max|\phi'''|\,\|x_j\|\,\|u - w\|`. For one point the
+    constant is attained (:math:`u - w \parallel x_\theta` where :math:`|\phi'''|` is largest). With the
+    whole task as the batch it is the task constant :math:`\rho_i` of
+    :class:`~hfmaml_core.tasks.WelschRegressionFamily` (THEORY A3); one point's
+    :math:`\rho_\theta` can be many times larger. T3 applies H1 to the mini-batch loss on
+    :math:`D_h`, so its bound :math:`\|g_i\|/6` needs :math:`\delta_i = 1/(6\rho_{D_h}\alpha\|g_i\|)`
+    (:func:`theorem_delta` with ``rho=welsch_batch_rho(...)``), not the task's :math:`\rho`.
+
+    Parameters
+    ----------
+    X : array, shape (B, D, d)
+        The inputs of ``B`` mini-batches of ``D >= 1`` points in dimension ``d >= 1``, finite.
+
+    Returns
+    -------
+    ndarray, shape (B,)
+        :math:`\rho_D` of every batch. Costs :math:`O(B D d^2 + B d^3)`.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a finite real array of shape (B, D, d) with B, D, d >= 1.
+    """
+    try:
+        Xa = np.asarray(X)
+    except ValueError:
+        raise ValueError("X must be a real array of shape (B, D, d)") from None
+    if Xa.ndim != 3 or 0 in Xa.shape:
+        raise ValueError(f"X must have shape (B, D, d) with B, D, d >= 1; got shape {Xa.shape}")
+    Xa = V.array("X", Xa, shape=(None, None, None))
+    norms = np.linalg.norm(Xa, axis=2)  # (B, D)
+    M = np.einsum("bj,bjd,bje->bde", norms, Xa, Xa) / Xa.shape[1]
+    return WELSCH_MAX_D3 * np.linalg.eigvalsh(M)[:, -1]
 
 
 def complex_step(

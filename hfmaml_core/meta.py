@@ -23,10 +23,12 @@ from . import _validate as V
 
 __all__ = [
     "SupportsTask",
+    "curvature_along",
     "family_gradient",
     "family_objective",
     "gradient",
     "objective",
+    "sharp_smoothness_bound",
     "smoothness_bound",
 ]
 
@@ -141,10 +143,81 @@ def smoothness_bound(family: object, w: object, alpha: object) -> np.ndarray | f
     """
     L = float(family.L)  # type: ignore[attr-defined]
     Wa, a, single = _family_points(family, w, alpha, alpha_max=1.0 / L if L > 0 else None, name="w")
+    m = family.n_tasks  # type: ignore[attr-defined]
+    out = 4.0 * L + 2.0 * float(family.rho) * a[::m, 0] * _mean_task_gradient_norm(family, Wa)
+    return float(out[0]) if single else out
+
+
+def _mean_task_gradient_norm(family: object, Wa: np.ndarray) -> np.ndarray:
+    r""":math:`E_i\|\nabla f_i(w)\|` at every row of ``Wa`` (one call to the kernels)."""
     Wr, T = _pairs(family, Wa)
     norms = np.linalg.norm(family._grads(Wr, T, None), axis=1).reshape(len(Wa), -1)  # type: ignore[attr-defined]
+    return norms @ family.probs  # type: ignore[attr-defined]
+
+
+def sharp_smoothness_bound(family: object, w: object, alpha: object) -> np.ndarray | float:
+    r"""The sharper local smoothness constant inside the proof of THEORY L1, for every alpha >= 0.
+
+    .. math:: L_\sharp(w) = L(1 + \alpha L)^2 + \rho\alpha(1 + \alpha L)\,E_i\|\nabla f_i(w)\| .
+
+    The proof of L1 bounds :math:`\|\nabla F(w) - \nabla F(u)\|` by
+    :math:`L_\sharp(u)\|w - u\|` before it uses :math:`\alpha \le 1/L`; only then does
+    it relax :math:`(1+\alpha L)^2 \le 4` and :math:`1 + \alpha L \le 2`, which gives
+    :func:`smoothness_bound`. So :math:`L_\sharp(w) \le L(w)` on :math:`[0, 1/L]`, with
+    equality at :math:`\alpha = 1/L`; at :math:`\alpha = 1/(10L)` and zero gradients it is
+    :math:`4/1.21 \approx 3.3` times smaller. Not a result stated by THEORY (a finding of
+    notebook 01). Arguments as in :func:`smoothness_bound`, except that any
+    ``alpha >= 0`` is allowed.
+    """
+    L = float(family.L)  # type: ignore[attr-defined]
+    Wa, a, single = _family_points(family, w, alpha, name="w")
     m = family.n_tasks  # type: ignore[attr-defined]
-    out = 4.0 * L + 2.0 * float(family.rho) * a[::m, 0] * (norms @ family.probs)  # type: ignore[attr-defined]
+    al = a[::m, 0]
+    k = 1.0 + al * L
+    out = L * k**2 + float(family.rho) * al * k * _mean_task_gradient_norm(family, Wa)  # type: ignore[attr-defined]
+    return float(out[0]) if single else out
+
+
+def curvature_along(
+    family: object, W: object, directions: object, alpha: object, delta: float = 1e-4
+) -> np.ndarray | float:
+    r"""The curvature of the MAML objective along directions, by central differences of S1.
+
+    .. math::
+        \kappa(w, v) = \frac{\|\nabla F(w + \delta v) - \nabla F(w - \delta v)\|}{2\delta\,\|v\|}
+        \approx \|\nabla^2 F(w)\,v\| / \|v\| ,
+
+    with the exact :math:`\nabla F` of :func:`family_gradient` (THEORY S1). It tends to
+    :math:`\|\nabla^2F(w)v\|/\|v\|` as :math:`\delta \to 0` and is exact when
+    :math:`F` is quadratic; THEORY L1 bounds it by :math:`L(w)` of
+    :func:`smoothness_bound` (up to :math:`O(\delta)`).
+
+    Parameters
+    ----------
+    family : TaskFamily
+    W : array, shape (d,) or (S, d)
+        Points.
+    directions : array, same shape as ``W``
+        Directions :math:`v` (non-zero rows).
+    alpha : float or array, shape (S,)
+        Inner step, >= 0.
+    delta : float
+        Half-width of the difference, > 0.
+
+    Returns
+    -------
+    float or array, shape (S,)
+    """
+    Wa, a, single = _family_points(family, W, alpha)
+    Va = np.asarray(directions)
+    Va = V.array("directions", Va[None] if Va.ndim == 1 else Va, shape=Wa.shape)
+    norms = np.linalg.norm(Va, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("directions must have non-zero rows")
+    h = V.real("delta", delta, lo=0.0, lo_open=True)
+    al = a[:: family.n_tasks, 0]  # type: ignore[attr-defined]
+    diff = family_gradient(family, Wa + h * Va, al) - family_gradient(family, Wa - h * Va, al)
+    out = np.linalg.norm(diff, axis=1) / (2.0 * h * norms)
     return float(out[0]) if single else out
 
 

@@ -12,18 +12,28 @@ standard error (s.e.); a claim about a bound then uses the **decision rule**
 with :math:`k` = :data:`RULE_K` = 3 by default: the bound must clear the estimate by
 more than three standard errors (a Gaussian error of that size has probability
 about 0.13 %). :func:`claim_kwargs` writes the rule into the arguments of
-:meth:`hfmaml_core.claims.ClaimRecorder.check`.
+:meth:`hfmaml_core.claims.ClaimRecorder.check`, and :func:`control_kwargs` writes the
+*same* rule into the claim's ``control`` (the measurement on a case where the
+statement should be false), so a control fails exactly when the rule says its
+estimate does not clear the bound.
 
 Estimators (all vectorised over draws; draws are processed in chunks to bound memory):
 
 * :func:`step_moments` -- :math:`L(w)\,E[1/\tilde L(w)]` and :math:`L(w)^2 E[1/\tilde L(w)^2]`
   (THEORY L2), from :func:`hfmaml_core.stepsize.lipschitz_estimate` and
   :func:`hfmaml_core.meta.smoothness_bound`.
-* :func:`adapted_gradients`, :func:`l3_bias`, :func:`l3_second_moment` -- the
-  adapted gradient :math:`\tilde\nabla f_i(w - \alpha\tilde\nabla f_i(w, D_{in}), D_o)`,
-  its bias :math:`\|e_i\|` and its second moment (THEORY L3).
+* :func:`adapted_gradients`, :func:`l3_bias`, :func:`l3_error_norm`,
+  :func:`l3_second_moment` -- the adapted gradient
+  :math:`\tilde\nabla f_i(w - \alpha\tilde\nabla f_i(w, D_{in}), D_o)`, its bias
+  :math:`\|e_i\|` (optionally with a control variate), its mean error norm and its second
+  moment (THEORY L3).
 * :func:`empirical_meta_gradients`, :func:`l4_gap` -- draws of the gradient of the
   empirical objective :math:`\hat F` and :math:`\|\nabla\hat F(w) - \nabla F(w)\|` (THEORY L4).
+
+:class:`KinkFamily` is a task family that satisfies A2 but **violates A3** (its Hessian
+jumps): run through :func:`l3_bias` at its kink it has a bias of first order in
+:math:`1/\sqrt{D_{in}}`, the control case for a claim that the bias decays like
+:math:`1/D_{in}` under A3.
 
 For the norm of a vector mean :math:`\hat e` the reported s.e. is
 :math:`\sqrt{\operatorname{tr}\widehat{\mathrm{Cov}}/N}`, the root-mean-square of
@@ -46,11 +56,14 @@ from .tasks import TaskFamily, _check_rng
 __all__ = [
     "RULE_K",
     "Estimate",
+    "KinkFamily",
     "adapted_gradients",
     "claim_kwargs",
+    "control_kwargs",
     "empirical_meta_gradients",
     "holds",
     "l3_bias",
+    "l3_error_norm",
     "l3_second_moment",
     "l4_gap",
     "loglog_slope",
@@ -159,6 +172,62 @@ def claim_kwargs(
     }
 
 
+def control_kwargs(
+    estimate: Estimate,
+    statement: str,
+    *,
+    relation: str,
+    bound: float | None = None,
+    k: float = RULE_K,
+) -> dict[str, object]:
+    r"""The ``control`` mapping of ``ClaimRecorder.check`` under the same decision rule.
+
+    A claim recorded with :func:`claim_kwargs` compares a confidence limit strictly
+    with its bound; its control must be judged by the *same* rule. With the claim's
+    ``relation`` (as passed to :func:`claim_kwargs`: ``"<="``/``"<"`` for an upper
+    bound, ``">="``/``">"`` for a lower one), the control records the confidence limit
+    on the same side, :math:`\hat\mu + k\,\mathrm{se}` (upper) or
+    :math:`\hat\mu - k\,\mathrm{se}` (lower), with the strict relation, so
+    ``control.holds`` equals ``holds(estimate, bound, relation, k)``; the control
+    *fails* (discriminates) exactly when the estimate does not clear the bound by more
+    than ``k`` s.e. ``bound=None`` leaves the claim's bound in force.
+
+    Parameters
+    ----------
+    estimate : Estimate
+        The control's estimate (the claim's measurement on the case where it should fail).
+    statement : str
+        What the control is, in one sentence.
+    relation : str
+        The claim's relation, one of ``"<=", "<", ">=", ">"``.
+    bound : float, optional
+        The control's bound, if different from the claim's.
+    k : float
+        Number of standard errors, ``>= 0`` (default :data:`RULE_K`).
+
+    Examples
+    --------
+    >>> control_kwargs(Estimate(0.78, 0.001), "D below threshold", relation=">=", bound=0.8)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'statement': 'D below threshold', 'measured': 0.777, 'relation': '>', 'uncertainty': 0.001,
+     'bound': 0.8}
+    """
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError("statement must be a non-empty sentence describing the control")
+    b = 0.0 if bound is None else bound
+    value, se, b, rel, k = _rule_args(estimate, b, relation, k)
+    upper = rel in _UPPER
+    out: dict[str, object] = {
+        "statement": statement,
+        "measured": value + k * se if upper else value - k * se,
+        "relation": "<" if upper else ">",
+        "uncertainty": se,
+    }
+    if bound is not None:
+        out["bound"] = b
+    return out
+
+
 def _rule_args(
     estimate: object, bound: object, relation: object, k: object
 ) -> tuple[float, float, float, str, float]:
@@ -233,6 +302,94 @@ def step_moments(
 
 
 # ------------------------------------------------------------------------- THEORY L3
+class KinkFamily(TaskFamily):
+    r"""Piecewise-quadratic tasks: smooth gradient (A2), Hessian with a jump (A3 fails).
+
+    .. math::
+        f_i(w, \theta_{ij}) = \sum_{k=1}^d \psi_\kappa(w_k - c_{ik}) + b_{ij}^\top (w - c_i),
+        \qquad \psi_\kappa(r) = \tfrac12 r^2 \ (r \ge 0), \quad \tfrac12\kappa r^2 \ (r < 0),
+
+    with ``b`` re-centred to mean 0 per task, so :math:`f_i(w) = \sum_k\psi_\kappa(w_k - c_{ik})`.
+    Every per-point gradient :math:`\psi_\kappa'(w - c_i) + b_{ij}` is Lipschitz with
+    :math:`L_i = \max(1, \kappa)` (THEORY A2) but has a kink at :math:`w = c_i`: the Hessian
+    jumps from :math:`\kappa I` to :math:`I` there, so no finite :math:`\rho` exists (A3 fails;
+    ``rho_tasks`` is ``inf``, or 0 when :math:`\kappa = 1`). At the kink (convention: the
+    Hessian is :math:`I` at :math:`r = 0`) the gradient is 0, the adapted point is
+    :math:`u = c_i` again, and the bias of THEORY L3 is of **first order**:
+
+    .. math:: e_i = E\,\psi_\kappa'(-\alpha\varepsilon) = \frac{\alpha(1-\kappa)}{2}\,E|\varepsilon|
+              \quad\text{(coordinate-wise)}, \qquad \varepsilon = \tilde b_{D_{in}},
+
+    of order :math:`\alpha|1-\kappa|\tilde\sigma_i/\sqrt{D_{in}}`: L3's rate, which A3 improves to
+    :math:`1/D_{in}` for smooth families.
+
+    Parameters
+    ----------
+    c : array, shape (m, d)
+        The kinks (and minimisers) of the tasks.
+    b : array, shape (m, n, d)
+        Linear noise of each data point; re-centred to mean 0 per task.
+    kappa : float
+        Curvature on the negative side, ``> 0``.
+    probs : array, shape (m,), optional
+        Task probabilities (default uniform).
+    """
+
+    name = "kink"
+
+    def __init__(self, c: object, b: object, kappa: float, probs: object = None) -> None:
+        c_ = np.asarray(c)
+        if c_.ndim != 2:
+            raise ValueError(f"c must have shape (m, d); got shape {c_.shape}")
+        m, d = c_.shape
+        c_ = V.array("c", c_, shape=(m, d))
+        b_ = V.array("b", b, shape=(m, None, d))
+        self.kappa = V.real("kappa", kappa, lo=0.0, lo_open=True)
+        super().__init__(d, m, b_.shape[1], probs)
+        self.c = c_.copy()
+        self.b = b_ - b_.mean(axis=1, keepdims=True)
+
+    @property
+    def L_tasks(self) -> np.ndarray:
+        return np.full(self.n_tasks, max(1.0, self.kappa))
+
+    @property
+    def rho_tasks(self) -> np.ndarray:
+        return np.full(self.n_tasks, 0.0 if self.kappa == 1.0 else np.inf)
+
+    def _curv(self, diff: np.ndarray) -> np.ndarray:
+        return np.where(diff >= 0.0, 1.0, self.kappa)
+
+    def _noise(self, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+        if idx is None:
+            return np.zeros((T.size, self.dim))
+        return self.b[T[:, None], idx].mean(axis=1)
+
+    def _losses(self, W, T, idx):
+        diff = W - self.c[T]
+        quad = 0.5 * np.einsum("bd,bd->b", self._curv(diff) * diff, diff)
+        return quad + np.einsum("bd,bd->b", self._noise(T, idx), diff)
+
+    def _grads(self, W, T, idx):
+        diff = W - self.c[T]
+        return self._curv(diff) * diff + self._noise(T, idx)
+
+    def _hessians(self, W, T, idx):
+        curv = self._curv(W - self.c[T])
+        return curv[:, :, None] * np.eye(self.dim)
+
+    def _hvps(self, W, Vv, T, idx):
+        return self._curv(W - self.c[T]) * Vv
+
+    def _point_grads(self, w, t):
+        diff = w - self.c[t]
+        return self._curv(diff) * diff + self.b[t]
+
+    def _point_hessians(self, w, t):
+        H = self._curv(w - self.c[t])[:, None] * np.eye(self.dim)
+        return np.broadcast_to(H, (self.n_points, self.dim, self.dim)).copy()
+
+
 def _check_common(
     family: TaskFamily, w: object, alpha: object, rng: object, n_draws: object
 ) -> tuple[np.ndarray, float, int]:
@@ -284,6 +441,21 @@ def adapted_gradients(
     t = V.integer("task", task, lo=0, hi=family.n_tasks - 1)
     di = V.integer("d_in", d_in)
     do = None if d_out is None else V.integer("d_out", d_out)
+    return _adapted(family, wa, t, a, rng, n, di, do)[1]
+
+
+def _adapted(
+    family: TaskFamily,
+    wa: np.ndarray,
+    t: int,
+    a: float,
+    rng: np.random.Generator,
+    n: int,
+    di: int,
+    do: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated core of :func:`adapted_gradients`: (inner batch gradients, adapted gradients)."""
+    inner = np.empty((n, family.dim))
     out = np.empty((n, family.dim))
     width = di + (family.n_points if do is None else do)
     per = max(1, _CHUNK_ELEMENTS // (width * family.dim))
@@ -292,8 +464,9 @@ def adapted_gradients(
         T = np.full(k, t)
         G = family._grads(np.broadcast_to(wa, (k, family.dim)), T, family.sample_points(rng, k, di))
         idx_o = None if do is None else family.sample_points(rng, k, do)
+        inner[start : start + k] = G
         out[start : start + k] = family._grads(wa - a * G, T, idx_o)
-    return out
+    return inner, out
 
 
 def l3_bias(
@@ -304,6 +477,7 @@ def l3_bias(
     rng: np.random.Generator,
     n_draws: int,
     d_in: int,
+    linear_control: bool = False,
 ) -> Estimate:
     r"""Estimate of :math:`\|e_i\|`, the bias of the adapted gradient (THEORY L3).
 
@@ -313,13 +487,60 @@ def l3_bias(
     from :func:`adapted_gradients` with the exact conditional mean over :math:`D_o`
     (the bias does not depend on :math:`D_o`). The s.e. is that of
     :func:`norm_of_mean`. THEORY L3 claims :math:`\|e_i\| \le \alpha L\tilde\sigma/\sqrt{D_{in}}`.
+
+    With ``linear_control=True`` each draw :math:`\nabla f_i(u - \alpha\varepsilon)` gets the
+    control variate :math:`+\alpha\nabla^2 f_i(u)\,\varepsilon`, where
+    :math:`u = w - \alpha\nabla f_i(w)` and
+    :math:`\varepsilon = \tilde\nabla f_i(w, D_{in}) - \nabla f_i(w)` is the draw's batch noise.
+    Since :math:`E\varepsilon = 0` exactly the estimated mean is unchanged, but the term
+    linear in :math:`\varepsilon`, which carries almost all the variance and none of the
+    bias, is removed: the s.e. drops from order :math:`\alpha L\tilde\sigma/\sqrt{N D_{in}}`
+    to order :math:`\rho\alpha^2\tilde\sigma^2/(\sqrt N D_{in})`, which resolves the
+    bias at large :math:`D_{in}`.
     """
-    draws = adapted_gradients(family, w, task, alpha, rng, n_draws, d_in, None)
-    wa = np.asarray(w, dtype=float)
-    T = np.array([task])
+    wa, a, n = _check_common(family, w, alpha, rng, n_draws)
+    t = V.integer("task", task, lo=0, hi=family.n_tasks - 1)
+    di = V.integer("d_in", d_in)
+    if not isinstance(linear_control, bool):
+        raise ValueError(f"linear_control must be True or False; got {linear_control!r}")
+    inner, draws = _adapted(family, wa, t, a, rng, n, di, None)
+    T = np.array([t])
     g = family._grads(wa[None], T, None)
-    target = family._grads(wa[None] - alpha * g, T, None)[0]
+    u = wa[None] - a * g
+    target = family._grads(u, T, None)[0]
+    if linear_control:
+        eps = inner - g
+        draws = draws + a * family._hvps(np.broadcast_to(u, eps.shape), eps, np.full(n, t), None)
     return norm_of_mean(draws, target)
+
+
+def l3_error_norm(
+    family: TaskFamily,
+    w: object,
+    task: int,
+    alpha: float,
+    rng: np.random.Generator,
+    n_draws: int,
+    d_in: int,
+) -> Estimate:
+    r"""Estimate of the mean error norm :math:`E\|\nabla f_i(\hat w) - \nabla f_i(u)\|` (THEORY L3).
+
+    .. math:: \hat w = w - \alpha\tilde\nabla f_i(w, D_{in}), \qquad u = w - \alpha\nabla f_i(w),
+
+    the quantity the Lipschitz step of L3's proof bounds,
+    :math:`E\|\nabla f_i(\hat w) - \nabla f_i(u)\| \le \alpha L\,E\|\varepsilon\|
+    \le \alpha L\tilde\sigma/\sqrt{D_{in}}`. Unlike the bias :math:`\|e_i\|`
+    (:func:`l3_bias`, the norm of the *mean* error) it keeps the term linear in the batch
+    noise and so decays like :math:`D_{in}^{-1/2}`: it is the natural control for a claim
+    that the bias decays faster. Plain sample mean and s.e. (:func:`mean`).
+    """
+    wa, a, n = _check_common(family, w, alpha, rng, n_draws)
+    t = V.integer("task", task, lo=0, hi=family.n_tasks - 1)
+    di = V.integer("d_in", d_in)
+    _, draws = _adapted(family, wa, t, a, rng, n, di, None)
+    T = np.array([t])
+    target = family._grads(wa[None] - a * family._grads(wa[None], T, None), T, None)[0]
+    return mean(np.linalg.norm(draws - target, axis=1))
 
 
 def l3_second_moment(
@@ -353,6 +574,7 @@ def empirical_meta_gradients(
     rng: np.random.Generator,
     n_draws: int,
     d_test: int,
+    hessian: bool = True,
 ) -> np.ndarray:
     r"""Unbiased draws of :math:`\nabla\hat F(w)` (THEORY L4), shape ``(n_draws, d)``.
 
@@ -366,9 +588,17 @@ def empirical_meta_gradients(
     expectation is exact) and draws one batch :math:`D` of ``d_test`` points per task;
     the mini-batch Hessian is applied as an exact Hessian-vector product on the same
     batch. Only :math:`D` is random.
+
+    ``hessian=False`` drops the factor :math:`I - \alpha\tilde\nabla^2 f_i(w, D)` (the
+    first-order, FO-MAML-style direction
+    :math:`E_iE_D\nabla f_i(w - \alpha\tilde\nabla f_i(w, D))`): a deliberately wrong
+    estimator of :math:`\nabla\hat F`, whose gap to :math:`\nabla F` does not vanish as
+    :math:`D` grows (a control for :func:`l4_gap`).
     """
     wa, a, n = _check_common(family, w, alpha, rng, n_draws)
     D = V.integer("d_test", d_test)
+    if not isinstance(hessian, bool):
+        raise ValueError(f"hessian must be True or False; got {hessian!r}")
     m, d = family.n_tasks, family.dim
     out = np.empty((n, d))
     per = max(1, _CHUNK_ELEMENTS // (m * (2 * D + family.n_points) * d))
@@ -378,7 +608,7 @@ def empirical_meta_gradients(
         W = np.broadcast_to(wa, (k * m, d))
         idx = family.sample_points(rng, k * m, D)
         g_out = family._grads(W - a * family._grads(W, T, idx), T, None)
-        dirs = g_out - a * family._hvps(W, g_out, T, idx)
+        dirs = g_out - a * family._hvps(W, g_out, T, idx) if hessian else g_out
         out[start : start + k] = np.einsum("kmd,m->kd", dirs.reshape(k, m, d), family.probs)
     return out
 
@@ -390,6 +620,7 @@ def l4_gap(
     rng: np.random.Generator,
     n_draws: int,
     d_test: int,
+    hessian: bool = True,
 ) -> Estimate:
     r"""Estimate of :math:`\|\nabla\hat F(w) - \nabla F(w)\|` (THEORY L4), with s.e.
 
@@ -397,6 +628,8 @@ def l4_gap(
     :math:`\nabla\hat F(w)` is the mean of :func:`empirical_meta_gradients`. THEORY L4
     claims the gap is at most
     :math:`2\alpha L\tilde\sigma/\sqrt{D} + \alpha^2 L\sigma_H\tilde\sigma/D`.
+    ``hessian=False`` measures the gap of the first-order direction instead (see
+    :func:`empirical_meta_gradients`).
     """
-    draws = empirical_meta_gradients(family, w, alpha, rng, n_draws, d_test)
+    draws = empirical_meta_gradients(family, w, alpha, rng, n_draws, d_test, hessian)
     return norm_of_mean(draws, meta.family_gradient(family, np.asarray(w, dtype=float), alpha))

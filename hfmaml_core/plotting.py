@@ -133,4 +133,32 @@ def savefig(fig: Figure, name: str, *, dpi: int = 300) -> list[Path]:
         data = buf.getvalue()
         write_atomic(target, lambda fh, data=data: fh.write(data))
         written.append(target)
+    _show_in_notebook(fig, data, dpi)
     return written
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (papermill, JupyterLab), False in scripts and tests."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipykernel
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _show_in_notebook(fig: Figure, png: bytes, dpi: int) -> None:
+    """In a notebook, show the PNG just written and close ``fig``.
+
+    The inline backend would otherwise draw the figure a third time at the end of the
+    cell; showing the saved PNG (at the inline size) costs nothing and shows the reader
+    exactly the file in ``figures/``.
+    """
+    if not _in_kernel():
+        return
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    width_px = int.from_bytes(png[16:20], "big")  # the PNG header's IHDR width
+    display(Image(data=png, width=round(width_px * RC["figure.dpi"] / dpi)))
+    plt.close(fig)

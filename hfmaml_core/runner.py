@@ -33,6 +33,9 @@ method's theorem and raises ``ValueError`` naming every violated condition and i
 :math:`\sigma, \tilde\sigma, \sigma_H` are suprema over :math:`w` (A4, A5) that a finite
 family cannot compute in general; unless given, they are evaluated at the starting points
 (the largest value over the runs and, for :math:`\tilde\sigma, \sigma_H`, over the tasks).
+After a run, :func:`visited_constants` gives the same maxima over every recorded iterate (the
+region the runs actually visited), so that the hypotheses can be checked there with
+:func:`theorem_conditions`.
 ``setting="free"`` runs outside the theorems on purpose (larger ``alpha``, constant steps,
 the ``"inner"`` Hessian batch, ...); the conditions are still evaluated and returned.
 """
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
+from . import hypotheses
 from .estimators import _UNSET, Work, _check_config, _direction
 from .meta import family_gradient
 from .stepsize import STEP_CONSTANTS
@@ -61,6 +65,7 @@ __all__ = [
     "local_constants",
     "run",
     "theorem_conditions",
+    "visited_constants",
 ]
 
 #: The largest inner step of each theorem, in units of ``1/L`` (T1, T2, T3).
@@ -158,18 +163,70 @@ def local_constants(family: TaskFamily, W: object) -> dict[str, float]:
     .. math::
         \sigma = \max_{w\in W}\sqrt{E_i\|\nabla f_i(w)-\nabla f(w)\|^2},\quad
         \tilde\sigma = \max_{w, i}\tilde\sigma_i(w),\quad
-        \sigma_H = \max_{w, i}\sigma_{H,i}(w).
+        \sigma_H = \max_{w, i}\sigma_{H,i}(w)\ \text{(operator norm)}.
 
     These are the theory's suprema restricted to ``W`` (lower bounds of them). ``W`` has
-    shape ``(d,)`` or ``(R, d)``; distinct rows are evaluated once each.
+    shape ``(d,)`` or ``(R, d)`` and must be finite; distinct rows are evaluated once each,
+    by :func:`hfmaml_core.hypotheses.moments` (as :func:`visited_constants`).
     """
     Wa = np.asarray(W)
     Wa = V.array("W", Wa[None] if Wa.ndim == 1 else Wa, shape=(None, family.dim))
-    rows = np.unique(Wa, axis=0)
-    s = max(family.sigma_sq(w) for w in rows)  # loop over distinct points, each vectorised
-    st = max(float(family.sigma_tilde_sq(w).max()) for w in rows)
-    sh = max(float(family.sigma_h_sq(w).max()) for w in rows)
-    return {"sigma": math.sqrt(s), "sigma_tilde": math.sqrt(st), "sigma_h": math.sqrt(sh)}
+    c = visited_constants(family, Wa)
+    return {k: c[k] for k in ("sigma", "sigma_tilde", "sigma_h")}
+
+
+def visited_constants(
+    family: TaskFamily, W: object, *, hessian_norm: str = "operator"
+) -> dict[str, float]:
+    r"""The noise constants of THEORY A4, A5 maximised over many points (vectorised).
+
+    .. math::
+        \sigma^2 = \max_{w\in W} E_i\|\nabla f_i(w)-\nabla f(w)\|^2,\quad
+        \tilde\sigma^2 = \max_{w\in W,\,i} E_\theta\|\nabla f_i(w,\theta)-\nabla f_i(w)\|^2,\quad
+        \sigma_H^2 = \max_{w\in W,\,i} E_\theta\|\nabla^2 f_i(w,\theta)-\nabla^2 f_i(w)\|_2^2
+
+    (operator norm, as :meth:`~hfmaml_core.tasks.TaskFamily.sigma_h_sq`, or the Frobenius
+    norm, an upper bound of it that is about 20 times cheaper for small ``d``: with it every
+    lower bound on :math:`D_h` is checked conservatively). The per-point moments are those of
+    :func:`hfmaml_core.hypotheses.moments` (their one home), evaluated for all distinct finite
+    rows at once through the family's batch kernels, in blocks whose per-point Hessians hold
+    a bounded number of entries whatever ``d``; thousands of iterates -- e.g. every recorded
+    iterate of :func:`run`, the region the runs visited -- cost about a second. They are the
+    suprema of A4, A5 restricted to ``W``.
+
+    Parameters
+    ----------
+    family : TaskFamily
+    W : array, shape (..., d)
+        Points, any leading shape (e.g. ``RunResult.iterates``, shape (n_rec, R, d)); rows
+        that are not finite (diverged runs) are skipped, distinct rows are evaluated once.
+    hessian_norm : {"operator", "frobenius"}
+
+    Returns
+    -------
+    dict
+        ``sigma``, ``sigma_tilde``, ``sigma_h`` (standard deviations), ``n_points`` (the
+        number of distinct finite points evaluated) and ``hessian_norm``.
+    """
+    if not isinstance(family, TaskFamily):
+        raise ValueError(f"family must be a TaskFamily; got {type(family).__name__}")
+    norm = V.choice("hessian_norm", hessian_norm, ["operator", "frobenius"])
+    Wa = np.asarray(W, dtype=float)
+    if Wa.ndim < 1 or Wa.shape[-1] != family.dim:
+        raise ValueError(f"W must have shape (..., {family.dim}); got shape {Wa.shape}")
+    Wa = Wa.reshape(-1, family.dim)
+    Wa = Wa[np.all(np.isfinite(Wa), axis=1)]
+    if Wa.shape[0] == 0:
+        raise ValueError("W must hold at least one finite point")
+    P = np.unique(Wa, axis=0)
+    mom = hypotheses.moments(family, P, operator=norm == "operator")
+    return {
+        "sigma": math.sqrt(float(mom["sigma_sq"].max())),
+        "sigma_tilde": math.sqrt(float(mom["sigma_tilde_sq"].max())),
+        "sigma_h": math.sqrt(float(mom[f"sigma_h_sq_{norm}"].max())),
+        "n_points": int(P.shape[0]),
+        "hessian_norm": norm,
+    }
 
 
 def _ge(theory: str, label: str, value: int | None, bound: int) -> Condition:

@@ -63,6 +63,7 @@ from .mlp import MLP
 __all__ = [
     "AMPLITUDE_RANGE",
     "DEFAULT_DELTA",
+    "DIFFERENCES",
     "INPUT_RANGE",
     "METHODS",
     "PHASE_RANGE",
@@ -71,6 +72,7 @@ __all__ = [
     "TrainResult",
     "adapt",
     "adaptation_errors",
+    "hessian_term_error",
     "meta_directions",
     "sample_tasks",
     "train",
@@ -83,6 +85,11 @@ METHODS: tuple[str, ...] = ("MAML", "FO-MAML", "HF-MAML")
 #: Default finite-difference radius of HF-MAML: the two gradients are taken at
 #: distance ``DEFAULT_DELTA`` from ``w`` (see the module docstring).
 DEFAULT_DELTA: float = 1e-3
+#: Finite differences HF-MAML's Hessian term can be computed with: ``"central"``
+#: (THEORY H1, the method's own) and ``"forward"``,
+#: :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w)]/\delta_i`, whose error is first
+#: order in :math:`\delta` (a deliberately worse estimator, for controls and exercises).
+DIFFERENCES: tuple[str, ...] = ("central", "forward")
 
 
 # =============================================================================
@@ -223,6 +230,7 @@ def meta_directions(
     alpha: float = 0.01,
     methods: Sequence[str] | str = METHODS,
     delta: float = DEFAULT_DELTA,
+    difference: str = "central",
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     r"""Meta-gradient estimates of MAML, FO-MAML and HF-MAML on a batch of tasks.
 
@@ -254,6 +262,11 @@ def meta_directions(
         Any of ``"MAML"``, ``"FO-MAML"``, ``"HF-MAML"``.
     delta : float
         HF-MAML's finite-difference radius, > 0.
+    difference : str
+        ``"central"`` (default; THEORY H1, the HF-MAML of the theory) or
+        ``"forward"``: HF-MAML's Hessian term as
+        :math:`[\nabla f_i^{s}(w+\delta_i g_i) - \nabla f_i^{s}(w)]/\delta_i`, whose
+        error is first order in :math:`\delta` (see :data:`DIFFERENCES`).
 
     Returns
     -------
@@ -270,12 +283,62 @@ def meta_directions(
     net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
     methods = _check_methods(methods)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
+    difference = V.choice("difference", difference, DIFFERENCES)
+    _check_run_shape(net, Wa, tasks)
+    return _directions(net, Wa, tasks, alpha, methods, delta, difference)
+
+
+def _check_run_shape(net: MLP, Wa: np.ndarray, tasks: SinusoidTasks) -> None:
     if Wa.shape[:-1] != tasks.shape[:-1]:
         raise ValueError(
             f"W must have shape {(*tasks.shape[:-1], net.n_params)} for tasks of leading shape "
             f"{tasks.shape} (one parameter vector per run); got {Wa.shape}"
         )
-    return _directions(net, Wa, tasks, alpha, methods, delta)
+
+
+def hessian_term_error(
+    net: MLP,
+    W: object,
+    tasks: SinusoidTasks,
+    alpha: float = 0.01,
+    delta: float = DEFAULT_DELTA,
+    difference: str = "central",
+) -> np.ndarray:
+    r"""Relative error of HF-MAML's finite-difference Hessian term on a batch (THEORY H1).
+
+    .. math::
+        r = \frac{\|u^{\rm HF} - u^{\rm MAML}\|}{\|u^{\rm FO} - u^{\rm MAML}\|},
+
+    where :math:`u^{\rm FO} - u^{\rm MAML} = \frac{\alpha}{B}\sum_i\nabla^2 f_i^{s}(w)\,g_i`
+    *is* the Hessian term (exact Hessian-vector products), so :math:`r` is the
+    fraction of it that the finite difference gets wrong. By H1 the central
+    difference's error in task :math:`i` is at most :math:`\alpha\rho\delta\|g_i\|`
+    (linear in the radius :math:`\delta`; second order for smooth losses).
+
+    Parameters
+    ----------
+    net, W, tasks, alpha, delta, difference
+        As in :func:`meta_directions`.
+
+    Returns
+    -------
+    ndarray, shape ``W.shape[:-1]``
+        :math:`r` per run (``inf`` where the Hessian term is exactly zero).
+    """
+    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
+    delta = V.real("delta", delta, lo=0.0, lo_open=True)
+    difference = V.choice("difference", difference, DIFFERENCES)
+    _check_run_shape(net, Wa, tasks)
+    dirs, _ = _directions(net, Wa, tasks, alpha, METHODS, delta, difference)
+    return _hessian_term_error(dirs)
+
+
+def _hessian_term_error(dirs: dict[str, np.ndarray]) -> np.ndarray:
+    ref = dirs["MAML"]
+    num = np.linalg.norm(dirs["HF-MAML"] - ref, axis=-1)
+    den = np.linalg.norm(dirs["FO-MAML"] - ref, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
 def _directions(
@@ -285,6 +348,7 @@ def _directions(
     alpha: float,
     methods: tuple[str, ...],
     delta: float,
+    difference: str = "central",
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     xs, ys = tasks.x_support, tasks.y_support
     # In-place updates below avoid large temporaries (each is B x P floats).
@@ -302,6 +366,15 @@ def _directions(
             hg *= -alpha
             hg += g
             out[m] = hg.mean(axis=-2)
+        elif difference == "forward":  # [grad f(w + delta_i g_i) - grad f(w)] / delta_i
+            norm = np.sqrt(np.einsum("...p,...p->...", g, g))[..., None]
+            W_p = g * (delta / np.maximum(norm, np.finfo(float).tiny))
+            W_p += Wt
+            fd = net._grads(W_p, xs, ys)
+            fd -= net._grads(Wt, xs, ys)
+            fd *= np.where(norm > 0, (-alpha / delta) * norm, 0.0)
+            fd += g
+            out[m] = fd.mean(axis=-2)
         else:  # HF-MAML: both gradients in one kernel call, stacked on a new leading axis
             norm = np.sqrt(np.einsum("...p,...p->...", g, g))[..., None]
             W_pm = np.empty((2, *g.shape))
@@ -471,7 +544,9 @@ class MetaLearner:
         shape = (*self.w.shape[:-1], self.meta_batch)
         return sample_tasks(self.rng, shape, self.k_support, self.k_query)
 
-    def step(self, *, compare: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def step(
+        self, *, compare: bool = False, batch: SinusoidTasks | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One meta-iteration.
 
         Parameters
@@ -480,6 +555,11 @@ class MetaLearner:
             Also compute the other two methods' directions at the same ``w`` on
             the same batch (for diagnostics); the update uses this learner's
             method only and is bit-identical either way.
+        batch : SinusoidTasks, optional
+            The batch of this iteration, of leading shape ``(*R, B)``; ``None``
+            (default) draws the next batch of the task stream (:meth:`next_batch`).
+            Pass a batch drawn with :meth:`next_batch` to keep it for other
+            measurements at the same point (as :func:`train` does).
 
         Returns
         -------
@@ -488,7 +568,14 @@ class MetaLearner:
         directions : dict
             ``method -> direction`` (only this learner's method unless ``compare``).
         """
-        batch = self.next_batch()
+        if batch is None:
+            batch = self.next_batch()
+        elif not isinstance(batch, SinusoidTasks):
+            raise ValueError(
+                f"batch must be a SinusoidTasks batch or None; got {type(batch).__name__}"
+            )
+        else:
+            _check_run_shape(self.net, self.w, batch)
         methods = METHODS if compare else (self.method,)
         dirs, q_loss = _directions(self.net, self.w, batch, self.alpha, methods, self.delta)
         self.update(dirs[self.method])
@@ -534,6 +621,10 @@ class TrainResult:
     hf_vs_fo : ndarray, shape (n_log, *R)
         :math:`\|u^{\rm HF} - u^{\rm MAML}\| / \|u^{\rm FO} - u^{\rm MAML}\|`: the
         fraction of the Hessian term that HF-MAML gets wrong.
+    hf_vs_fo_variants : dict
+        ``(delta, difference) ->`` the same ratio, shape (n_log, *R), for each variant
+        of HF-MAML's finite difference requested with ``hf_variants`` in
+        :func:`train`, at the same points and on the same batches.
     """
 
     method: str
@@ -543,6 +634,7 @@ class TrainResult:
     cosine: dict[str, np.ndarray] = field(default_factory=dict)
     rel_error: dict[str, np.ndarray] = field(default_factory=dict)
     hf_vs_fo: np.ndarray | None = None
+    hf_vs_fo_variants: dict[tuple[float, str], np.ndarray] = field(default_factory=dict)
 
 
 def train(
@@ -553,6 +645,7 @@ def train(
     stream_seed: int,
     *,
     compare_every: int = 0,
+    hf_variants: Sequence[tuple[float, str]] = (),
     **kwargs: object,
 ) -> TrainResult:
     r"""Meta-train with one method for ``n_iter`` iterations (see :class:`MetaLearner`).
@@ -567,12 +660,19 @@ def train(
         Every ``compare_every`` iterations (0: never) also compute the other
         methods' directions at the current ``w`` and record their cosine with
         MAML's (the update is unaffected).
+    hf_variants : sequence of (delta, difference)
+        At the same points and on the same batches, also record the Hessian-term
+        error :math:`r` (:func:`hessian_term_error`) of HF-MAML computed with these
+        radii and differences (e.g. ``[(1e-3, "forward")]``, a deliberately worse
+        estimator); needs ``compare_every > 0``. The update is unaffected.
     **kwargs
         Passed to :class:`MetaLearner` (``alpha``, ``meta_batch``, ``lr``, ``delta``, ...).
     """
     n_iter = V.integer("n_iter", n_iter)
     compare_every = V.integer("compare_every", compare_every, lo=0)
+    variants = _check_variants(hf_variants, compare_every)
     learner = MetaLearner(net, method, w0, stream_seed, **kwargs)  # type: ignore[arg-type]
+    var_r: dict[tuple[float, str], list[np.ndarray]] = {v: [] for v in variants}
     losses = np.empty((n_iter, *learner.w.shape[:-1]))
     log_iters, cos, rel, hf_fo = (
         [],
@@ -582,7 +682,13 @@ def train(
     )
     for k in range(n_iter):
         compare = compare_every > 0 and k % compare_every == 0
-        losses[k], dirs = learner.step(compare=compare)
+        batch = learner.next_batch()
+        hf_var = {}  # the variants at the current w (before the step), on this iteration's batch
+        for v in variants if compare else ():
+            hf_var[v] = _directions(net, learner.w, batch, learner.alpha, ("HF-MAML",), *v)[0]
+        losses[k], dirs = learner.step(compare=compare, batch=batch)
+        for v, hf in hf_var.items():
+            var_r[v].append(_hessian_term_error({**dirs, **hf}))
         if compare:
             ref = dirs["MAML"]
             ref_norm = np.sqrt(np.einsum("...p,...p->...", ref, ref))
@@ -602,4 +708,26 @@ def train(
         cosine={m: np.array(c) for m, c in cos.items()} if log_iters else {},
         rel_error={m: np.array(r) for m, r in rel.items()} if log_iters else {},
         hf_vs_fo=np.array(hf_fo) if log_iters else None,
+        hf_vs_fo_variants={v: np.array(r) for v, r in var_r.items()},
     )
+
+
+def _check_variants(hf_variants: object, compare_every: int) -> tuple[tuple[float, str], ...]:
+    if isinstance(hf_variants, (str, bytes)) or not isinstance(hf_variants, Sequence):
+        raise ValueError(
+            f"hf_variants must be a sequence of (delta, difference) pairs; got {hf_variants!r}"
+        )
+    out = []
+    for v in hf_variants:
+        if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != 2:
+            raise ValueError(
+                f"hf_variants must hold (delta, difference) pairs, difference one of "
+                f"{DIFFERENCES}; got {v!r}"
+            )
+        d = V.real("hf_variants delta", v[0], lo=0.0, lo_open=True)
+        out.append((d, V.choice("hf_variants difference", v[1], DIFFERENCES)))
+    if out and compare_every == 0:
+        raise ValueError(
+            "hf_variants needs compare_every >= 1 (the points where they are measured)"
+        )
+    return tuple(out)

@@ -15,6 +15,12 @@ sympy does the calculus so that a reader can check every step:
   (the gap is a sum of terms that :func:`nonnegative_on_box` shows are
   :math:`\ge 0`) and :func:`scan_l1_chain_1d` checks every step on a dense grid.
   :func:`l1_decomposition` is the matrix identity behind the multivariate proof.
+  :func:`l1_sharp_chain_1d` stops the chain one step earlier, at the sharper
+  :math:`L(1+\alpha L)^2 + \rho\alpha(1+\alpha L)|f'(w)|`, valid for every :math:`\alpha \ge 0`.
+* **Controls.** Each derivation takes a ``mistake`` (:data:`S1_MISTAKES`,
+  :data:`L1_IDENTITY_MISTAKES`, :data:`L1_CHAIN_MISTAKES`,
+  :data:`L1_DECOMPOSITION_MISTAKES`): a plausible wrong formula or step, on which the
+  same check must fail (the claims' controls).
 * **Constants.** :func:`sup_abs` finds :math:`\sup_r |g(r)|` exactly (critical points
   by ``solveset``); :func:`welsch_constants` gives :math:`\max|\phi''|` and
   :math:`\max|\phi'''|` of the Welsch loss used by
@@ -41,6 +47,9 @@ from . import _validate as V
 from .tasks import TaskFamily
 
 __all__ = [
+    "L1_CHAIN_MISTAKES",
+    "L1_DECOMPOSITION_MISTAKES",
+    "L1_IDENTITY_MISTAKES",
     "L1Identity",
     "L1Symbols",
     "RidgeFamily",
@@ -49,7 +58,9 @@ __all__ = [
     "SymbolicTask",
     "l1_chain_1d",
     "l1_decomposition",
+    "inflection_profile",
     "l1_identity_1d",
+    "l1_sharp_chain_1d",
     "l1_symbols",
     "make_ridge_family",
     "maml_gradient",
@@ -57,6 +68,7 @@ __all__ = [
     "maml_second_derivative",
     "nonnegative_on_box",
     "prove_step",
+    "S1_MISTAKES",
     "s1_gradient",
     "s1_residual",
     "scan_l1_chain_1d",
@@ -108,6 +120,31 @@ def _zero(e: sp.Expr) -> sp.Expr:
     return z if z == 0 else sp.simplify(e.doit())
 
 
+def _zero_or_witness(e: sp.Expr) -> sp.Expr:
+    """Like :func:`_zero`, but a residual that is visibly non-zero at a point is returned as is.
+
+    For the wrong formulas of the controls: ``expand`` and ``simplify`` of a large
+    non-zero expression are slow, and a non-zero value at one point (evaluated with 30
+    digits) already proves that it is not identically 0. A residual in a generic
+    function ``f`` is first made concrete with ``f(x) = x**3/3 + exp(x/2)``: if it is
+    non-zero for that ``f``, it is not zero for every ``f``.
+    """
+    concrete = e
+    undef = e.atoms(sp.core.function.AppliedUndef)
+    if undef and all(len(u.args) == 1 for u in undef):
+        x = sp.Dummy("x")
+        concrete = e.replace(
+            lambda n: isinstance(n, sp.core.function.AppliedUndef),
+            lambda n: sp.Lambda(x, x**3 / 3 + sp.exp(x / 2))(n.args[0]),
+        ).doit()
+    if not concrete.atoms(sp.core.function.AppliedUndef, sp.Derivative, sp.Subs):
+        free = sorted(concrete.free_symbols, key=str)
+        point = {v: sp.Rational(3 + 2 * k, 11) for k, v in enumerate(free)}
+        if abs(complex(concrete.xreplace(point).evalf(30))) > 1e-12:
+            return e
+    return _zero(e)
+
+
 # =============================================================================
 # S1: the MAML objective and its gradient
 # =============================================================================
@@ -137,26 +174,63 @@ def maml_objective(f: sp.Expr, w: object, alpha: object) -> sp.Expr:
 
 def maml_gradient(f: sp.Expr, w: object, alpha: object) -> sp.Matrix:
     r""":math:`\nabla F(w)` by sympy's chain rule applied to :func:`maml_objective` (column)."""
-    F = maml_objective(f, w, alpha)
-    return sp.Matrix([sp.diff(F, wk) for wk in _symbols("w", w)])
+    f, ws, a = _expr("f", f), _symbols("w", w), _alpha(alpha)
+    return sp.Matrix(_maml_gradient(f, tuple(ws), a))  # a mutable copy of the cached result
 
 
-def s1_gradient(f: sp.Expr, w: object, alpha: object) -> sp.Matrix:
+@functools.lru_cache(maxsize=64)
+def _maml_gradient(f: sp.Expr, ws: tuple[sp.Symbol, ...], a: sp.Expr) -> sp.ImmutableMatrix:
+    # cached: s1_residual (once per mistake) and the notebooks' lambdify ask for the same F
+    F = maml_objective(f, list(ws), a)
+    return sp.ImmutableMatrix([sp.diff(F, wk) for wk in ws])
+
+
+#: Plausible wrong versions of S1, for controls: ``"first-order"`` drops the Hessian
+#: term (FO-MAML's direction :math:`\nabla f(\hat w)`), ``"plus-sign"`` writes
+#: :math:`(I + \alpha\nabla^2 f(w))`, ``"hessian-at-adapted"`` evaluates the Hessian at
+#: :math:`\hat w` instead of :math:`w`.
+S1_MISTAKES = ("first-order", "plus-sign", "hessian-at-adapted")
+
+
+def _mistake(name: str, mistake: object, allowed: tuple[str, ...]) -> str | None:
+    if mistake is not None and mistake not in allowed:
+        raise ValueError(
+            f"{name} must be None or one of {', '.join(map(repr, allowed))}; got {mistake!r}"
+        )
+    return mistake  # type: ignore[return-value]
+
+
+def s1_gradient(f: sp.Expr, w: object, alpha: object, *, mistake: str | None = None) -> sp.Matrix:
     r"""The closed form of THEORY S1 (column).
 
     .. math:: \nabla F(w) = (I - \alpha\nabla^2 f(w))\,\nabla f\bigl(w - \alpha\nabla f(w)\bigr)
+
+    ``mistake`` (one of :data:`S1_MISTAKES`) returns a plausible *wrong* formula
+    instead, for a control that the comparison with sympy's chain rule must catch.
     """
     f, ws, a = _expr("f", f), _symbols("w", w), _alpha(alpha)
+    mistake = _mistake("mistake", mistake, S1_MISTAKES)
     grad = sp.Matrix([sp.diff(f, wk) for wk in ws])
     hess = sp.Matrix(len(ws), len(ws), lambda i, j: sp.diff(f, ws[i], ws[j]))
-    outer = grad.subs(_adapted(f, ws, a), simultaneous=True)
+    adapted = _adapted(f, ws, a)
+    outer = grad.subs(adapted, simultaneous=True)
+    if mistake == "first-order":
+        return outer
+    if mistake == "plus-sign":
+        return (sp.eye(len(ws)) + a * hess) * outer
+    if mistake == "hessian-at-adapted":
+        return (sp.eye(len(ws)) - a * hess.subs(adapted, simultaneous=True)) * outer
     return (sp.eye(len(ws)) - a * hess) * outer
 
 
-def s1_residual(f: sp.Expr, w: object, alpha: object) -> sp.Matrix:
-    r""":func:`maml_gradient` minus :func:`s1_gradient`, reduced: the zero vector iff S1 holds."""
-    diff = maml_gradient(f, w, alpha) - s1_gradient(f, w, alpha)
-    return diff.applyfunc(_zero)
+def s1_residual(f: sp.Expr, w: object, alpha: object, *, mistake: str | None = None) -> sp.Matrix:
+    r""":func:`maml_gradient` minus :func:`s1_gradient`, reduced: the zero vector iff S1 holds.
+
+    With ``mistake`` (see :data:`S1_MISTAKES`) the wrong formula is compared instead:
+    a non-zero residual shows that the comparison catches that mistake.
+    """
+    diff = maml_gradient(f, w, alpha) - s1_gradient(f, w, alpha, mistake=mistake)
+    return diff.applyfunc(_zero if mistake is None else _zero_or_witness)
 
 
 def maml_second_derivative(f: sp.Expr, w: sp.Symbol, alpha: object) -> sp.Expr:
@@ -227,7 +301,15 @@ class L1Identity:
     residual: sp.Expr
 
 
-def l1_identity_1d(f: sp.Expr | None = None, w: sp.Symbol | None = None) -> L1Identity:
+#: Plausible wrong versions of the 1-D identity for :math:`F''`: ``"constant-hessian"``
+#: drops :math:`-\alpha f^{(3)}(w) f'(\hat w)` (the formula for quadratic tasks),
+#: ``"unsquared"`` writes :math:`(1 - \alpha f''(w))` instead of its square.
+L1_IDENTITY_MISTAKES = ("constant-hessian", "unsquared")
+
+
+def l1_identity_1d(
+    f: sp.Expr | None = None, w: sp.Symbol | None = None, *, mistake: str | None = None
+) -> L1Identity:
     r"""The exact second derivative of the one-dimensional MAML objective (THEORY L1).
 
     .. math::
@@ -239,6 +321,9 @@ def l1_identity_1d(f: sp.Expr | None = None, w: sp.Symbol | None = None) -> L1Id
     f, w : sympy.Expr and sympy.Symbol, optional
         The loss and its variable; default a generic function ``f(w)``, which makes the
         identity hold for every three times differentiable ``f``.
+    mistake : str, optional
+        One of :data:`L1_IDENTITY_MISTAKES`: compare sympy's :math:`F''` with that wrong
+        right side instead (a control; its residual must be non-zero).
 
     Returns
     -------
@@ -247,6 +332,7 @@ def l1_identity_1d(f: sp.Expr | None = None, w: sp.Symbol | None = None) -> L1Id
         the symbols of :func:`l1_symbols`), ``values`` (what each symbol stands for) and
         ``residual`` (their difference, reduced; 0 when the identity holds).
     """
+    mistake = _mistake("mistake", mistake, L1_IDENTITY_MISTAKES)
     S = l1_symbols()
     if w is None:
         w = sp.Symbol("w", real=True)
@@ -263,6 +349,10 @@ def l1_identity_1d(f: sp.Expr | None = None, w: sp.Symbol | None = None) -> L1Id
         S.g_hat: sp.diff(f, wk).subs(wk, w_hat),
     }
     structured = (1 - a * S.h) ** 2 * S.h_hat - a * S.t * S.g_hat
+    if mistake == "constant-hessian":
+        structured = (1 - a * S.h) ** 2 * S.h_hat
+    elif mistake == "unsquared":
+        structured = (1 - a * S.h) * S.h_hat - a * S.t * S.g_hat
     second = maml_second_derivative(f, wk, a)
     residual = _zero(second - structured.subs(values, simultaneous=True))
     return L1Identity(second, structured, values, residual)
@@ -286,7 +376,14 @@ class Step:
     box: dict
 
 
-def l1_chain_1d() -> list[Step]:
+#: Plausible wrong steps of the L1 chain: ``"adapted-gradient"`` bounds the gradient at
+#: the adapted point by :math:`|f'(\hat w)| \le |f'(w)|` (forgetting that it can grow
+#: by :math:`1+\alpha L`), which ends at :math:`4L + \rho\alpha|g|`; ``"constant-3L"``
+#: ends at :math:`3L + 2\rho\alpha|g|`.
+L1_CHAIN_MISTAKES = ("adapted-gradient", "constant-3L")
+
+
+def l1_chain_1d(*, mistake: str | None = None) -> list[Step]:
     r"""The chain of THEORY L1 in one dimension, for :math:`\alpha \in [0, 1/L]`.
 
     With :math:`|f''| \le L` (A2), :math:`|f'''| \le \rho` (A3) and
@@ -302,8 +399,36 @@ def l1_chain_1d() -> list[Step]:
 
     Returns the four steps; ``lhs`` of the first is :math:`|F''|` written with
     :math:`\hat g = \sigma(1+\alpha L)g` (:math:`|\sigma| \le 1`), the others use the
-    magnitudes of :class:`L1Symbols`.
+    magnitudes of :class:`L1Symbols`. ``mistake`` (one of :data:`L1_CHAIN_MISTAKES`)
+    replaces one step by a plausible wrong one, for a control: :func:`prove_step` must
+    not prove it and :func:`scan_l1_chain_1d` must find a ratio above 1.
     """
+    mistake = _mistake("mistake", mistake, L1_CHAIN_MISTAKES)
+    return _l1_chain(mistake, alpha_max=None)
+
+
+def l1_sharp_chain_1d(*, mistake: str | None = None) -> list[Step]:
+    r"""The sharper local smoothness of THEORY L1's proof, for every :math:`\alpha \ge 0`.
+
+    The first three steps of :func:`l1_chain_1d`, which never use :math:`\alpha \le 1/L`:
+
+    .. math::
+        |F''(w)| \le L(1+\alpha L)^2 + \rho\alpha(1+\alpha L)\,|f'(w)| ,
+
+    with the boxes of the proofs set to :math:`\alpha \in [0, A]` for a positive symbol
+    ``A`` (so :func:`prove_step` proves steps 2 and 3 for every :math:`\alpha \ge 0`).
+    For :math:`\alpha \le 1/L` the right side is at most :math:`4L + 2\rho\alpha|f'(w)|`
+    (step 4 of :func:`l1_chain_1d`); at :math:`\alpha = 1/(10L)` and :math:`f'(w) = 0` it
+    is :math:`4/1.21 \approx 3.3` times smaller. The concave quadratic
+    :math:`-\tfrac L2 w^2` attains :math:`L(1+\alpha L)^2` for every :math:`\alpha`.
+    ``mistake="adapted-gradient"`` replaces step 3 by the wrong one of
+    :data:`L1_CHAIN_MISTAKES` (a control); the other mistakes concern step 4 only.
+    """
+    mistake = _mistake("mistake", mistake, ("adapted-gradient",))
+    return _l1_chain(mistake, alpha_max=sp.Symbol("A", positive=True))[:3]
+
+
+def _l1_chain(mistake: str | None, alpha_max: sp.Expr | None) -> list[Step]:
     S = l1_symbols()
     a, L, rho = S.alpha, S.L, S.rho
     k = 1 + a * L
@@ -313,7 +438,25 @@ def l1_chain_1d() -> list[Step]:
     B2 = L * k**2 + a * rho * g_hat_abs
     B3 = L * k**2 + a * rho * k * S.gamma
     B4 = 4 * L + 2 * rho * a * S.gamma
-    box_a = {a: (0, 1 / L)}
+    box_a = {a: (0, 1 / L if alpha_max is None else alpha_max)}
+    step3_terms: tuple[sp.Expr, ...] = (a * rho * k * S.gamma * (1 - S.s),)
+    step4_terms: tuple[sp.Expr, ...] = (L * (4 - k**2), a * rho * S.gamma * (2 - k))
+    step3_label, step3_reason = (
+        "gradient at the adapted point",
+        r"$|f'(\hat w)| \le |f'(w)| + L|\hat w - w| = (1+\alpha L)|f'(w)|$, i.e. $s \le 1$",
+    )
+    if mistake == "adapted-gradient":
+        B3 = L * k**2 + a * rho * S.gamma
+        B4 = 4 * L + rho * a * S.gamma
+        step3_terms = (a * rho * S.gamma * (1 - S.s * k),)
+        step4_terms = (L * (4 - k**2),)
+        step3_label, step3_reason = (
+            "gradient at the adapted point (WRONG)",
+            r"$|f'(\hat w)| \le |f'(w)|$: forgets that the gradient can grow by $1+\alpha L$",
+        )
+    elif mistake == "constant-3L":
+        B4 = 3 * L + 2 * rho * a * S.gamma
+        step4_terms = (L * (3 - k**2), a * rho * S.gamma * (2 - k))
     return [
         Step(
             "triangle inequality",
@@ -338,19 +481,19 @@ def l1_chain_1d() -> list[Step]:
             {**box_a, S.h: (-L, L), S.eta: (0, L), S.tau: (0, rho), S.s: (0, 1)},
         ),
         Step(
-            "gradient at the adapted point",
-            r"$|f'(\hat w)| \le |f'(w)| + L|\hat w - w| = (1+\alpha L)|f'(w)|$, i.e. $s \le 1$",
+            step3_label,
+            step3_reason,
             B2,
             B3,
-            (a * rho * k * S.gamma * (1 - S.s),),
+            step3_terms,
             {**box_a, S.s: (0, 1)},
         ),
         Step(
-            r"$\alpha \le 1/L$",
+            r"$\alpha \le 1/L$" + (" (WRONG constant 3L)" if mistake == "constant-3L" else ""),
             r"$(1 + \alpha L)^2 \le 4$ and $1 + \alpha L \le 2$ when $\alpha L \le 1$",
             B3,
             B4,
-            (L * (4 - k**2), a * rho * S.gamma * (2 - k)),
+            step4_terms,
             box_a,
         ),
     ]
@@ -431,14 +574,17 @@ def prove_step(step: Step) -> bool:
     return all(nonnegative_on_box(term, step.box) for term in step.gap_terms)
 
 
-def scan_l1_chain_1d(n_grid: int = 9, g_max: float = 1e3) -> dict[str, float]:
+def scan_l1_chain_1d(
+    n_grid: int = 9, g_max: float = 1e3, *, mistake: str | None = None
+) -> dict[str, float]:
     r"""Check every step of :func:`l1_chain_1d` on a grid, including those sympy cannot decide.
 
     All quantities are scanned over their allowed ranges: :math:`L = 1`,
     :math:`\rho \in \{0.25, 1, 4\}`, :math:`\alpha L, s \in [0, 1]`,
     :math:`h, \hat h \in [-L, L]`, :math:`t \in [-\rho, \rho]`, :math:`\sigma \in [-1, 1]`
     (``n_grid`` points each, endpoints included), and :math:`g` in
-    :math:`\{0\} \cup \pm[10^{-3}, g_{\max}]` on a log grid. (The chain is invariant
+    :math:`\{0\} \cup \pm[10^{-3}, g_{\max}]` on a log grid. ``mistake`` scans the chain
+    of ``l1_chain_1d(mistake=...)`` instead (a control: some ratio must exceed 1). (The chain is invariant
     under :math:`f \to cf`, :math:`w \to w/c'`, so :math:`L = 1` loses nothing.)
 
     Returns
@@ -450,8 +596,8 @@ def scan_l1_chain_1d(n_grid: int = 9, g_max: float = 1e3) -> dict[str, float]:
     """
     n_grid = V.integer("n_grid", n_grid, lo=2)
     g_max = V.real("g_max", g_max, lo=1e-3, lo_open=True)
+    steps = l1_chain_1d(mistake=mistake)
     S = l1_symbols()
-    steps = l1_chain_1d()
     u = np.linspace(0.0, 1.0, n_grid)
     sym = np.linspace(-1.0, 1.0, n_grid)
     gpos = np.geomspace(1e-3, g_max, n_grid)
@@ -496,7 +642,15 @@ def scan_l1_chain_1d(n_grid: int = 9, g_max: float = 1e3) -> dict[str, float]:
     return out
 
 
-def l1_decomposition(d: int = 3) -> tuple[sp.Expr, sp.Expr, sp.Matrix]:
+#: Plausible wrong versions of the decomposition: ``"mixed-roles"`` pairs
+#: :math:`(I - \alpha H_u)` with :math:`(H_u - H_w)\,g_{\hat u}` (the roles of
+#: :math:`w` and :math:`u` exchanged in one term only).
+L1_DECOMPOSITION_MISTAKES = ("mixed-roles",)
+
+
+def l1_decomposition(
+    d: int | None = 3, *, mistake: str | None = None
+) -> tuple[sp.Expr, sp.Expr, sp.Matrix | tuple[sp.Expr, ...]]:
     r"""The identity behind the multivariate proof of THEORY L1.
 
     .. math::
@@ -504,17 +658,31 @@ def l1_decomposition(d: int = 3) -> tuple[sp.Expr, sp.Expr, sp.Matrix]:
         (I - \alpha H_w)(g_{\hat w} - g_{\hat u}) + \alpha (H_u - H_w)\, g_{\hat u},
 
     with :math:`H_w = \nabla^2 f_i(w)`, :math:`g_{\hat w} = \nabla f_i(\hat w)` and S1's
-    :math:`\nabla F_i(w) = (I - \alpha H_w) g_{\hat w}`. Returns ``(lhs, rhs, residual)``
-    with ``d x d`` matrix symbols; ``residual`` is the explicit, expanded difference
-    (the zero matrix).
+    :math:`\nabla F_i(w) = (I - \alpha H_w) g_{\hat w}`. Returns ``(lhs, rhs, residual)``.
+
+    With an integer ``d`` the symbols are ``d x d`` matrices and ``residual`` is the
+    explicit, entrywise expanded difference (the ``d x 1`` zero matrix). With
+    ``d=None`` they are ``n x n`` for a symbolic size ``n``, and ``residual`` is the tuple
+    of terms left after expanding ``lhs - rhs`` in the (non-commutative) algebra of
+    matrix expressions: empty when the identity holds for every size at once (the
+    cheaper and stronger proof). ``mistake`` (one of :data:`L1_DECOMPOSITION_MISTAKES`)
+    uses a wrong right side instead, whose residual is not zero (a control).
     """
-    d = V.integer("d", d)
+    d = sp.Symbol("n", integer=True, positive=True) if d is None else V.integer("d", d)
+    mistake = _mistake("mistake", mistake, L1_DECOMPOSITION_MISTAKES)
     a = sp.Symbol("alpha", nonnegative=True)
     I = sp.Identity(d)
     Hw, Hu = sp.MatrixSymbol("H_w", d, d), sp.MatrixSymbol("H_u", d, d)
     gw, gu = sp.MatrixSymbol(r"g_{\hat w}", d, 1), sp.MatrixSymbol(r"g_{\hat u}", d, 1)
     lhs = (I - a * Hw) * gw - (I - a * Hu) * gu
     rhs = (I - a * Hw) * (gw - gu) + a * (Hu - Hw) * gu
+    if mistake == "mixed-roles":
+        rhs = (I - a * Hu) * (gw - gu) + a * (Hu - Hw) * gu
+    if isinstance(d, sp.Symbol):
+        expanded = (lhs - rhs).expand().doit()
+        zero = expanded == 0 or getattr(expanded, "is_ZeroMatrix", False)
+        terms = expanded.args if isinstance(expanded, sp.MatAdd) else (expanded,)
+        return lhs, rhs, () if zero else terms
     residual = (lhs - rhs).as_explicit().applyfunc(sp.expand)
     return lhs, rhs, residual
 
@@ -552,7 +720,11 @@ def sup_abs(expr: sp.Expr, r: sp.Symbol) -> SupResult:
 def _sup_abs(expr: sp.Expr, r: sp.Symbol) -> SupResult:
     if not expr.has(r):
         raise ValueError(f"expr must depend on r = {r}; got the constant {expr}")
-    period = sp.periodicity(expr, r)
+    # only trigonometric functions make a real elementary expression periodic; skipping the
+    # (slow) periodicity test otherwise is safe: for a periodic expr the critical points or the
+    # limits at infinity below would not be finite, which raises instead of giving a wrong value
+    trig = expr.has(sp.functions.elementary.trigonometric.TrigonometricFunction)
+    period = sp.periodicity(expr, r) if trig else None
     domain = sp.S.Reals if period is None else sp.Interval.Ropen(0, period)
     crit = sp.solveset(sp.diff(expr, r), r, domain)
     if not (crit.is_empty or isinstance(crit, sp.FiniteSet)):
@@ -572,6 +744,39 @@ def _sup_abs(expr: sp.Expr, r: sp.Symbol) -> SupResult:
     top = [(v, c) for v, c in cands if float(v.evalf(50)) >= best - tol]
     where = tuple(c for _, c in top if c is not None)
     return SupResult(sp.simplify(top[0][0]), where or None)
+
+
+@functools.lru_cache(maxsize=64)
+def _simplified_derivative(expr: sp.Expr, x: sp.Symbol, k: int) -> sp.Expr:
+    # factor (fast) rather than simplify: r*(3 - r**2/(r**2+1) - ...)/(2*sqrt(r**2+1)) -> r/sqrt(r**2+1)
+    return sp.factor(sp.diff(expr, x, k))
+
+
+def inflection_profile(gradient: float = 100.0) -> sp.Lambda:
+    r"""A ridge profile whose Hessian changes fastest where the gradient is large (THEORY L1).
+
+    .. math::
+        \psi(r) = G\,r + \tfrac12\bigl(r\sqrt{1+r^2} + \operatorname{asinh} r\bigr),
+        \qquad \psi'(r) = G + \sqrt{1+r^2}, \quad
+        \psi''(r) = \frac{r}{\sqrt{1+r^2}}, \quad \psi'''(r) = (1+r^2)^{-3/2},
+
+    so :math:`\sup|\psi''| = \sup|\psi'''| = 1` (:math:`L = \rho = b` for a
+    :class:`RidgeFamily` with :math:`\mu = 0`). At the inflection point :math:`r = 0` the
+    third derivative is maximal (:math:`\psi''' = \rho`) while the gradient is
+    :math:`G + 1`, and the adaptation step lands at :math:`\hat r = -\alpha b(G + 1)`, where
+    :math:`\psi'' \approx -1`: the gradient grows by nearly :math:`1 + \alpha L` on the way,
+    so the gradient term :math:`\rho\alpha(1+\alpha L)\|\nabla f_i\|` of the sharper L1
+    constant is approached as :math:`G \to \infty` (notebook 01). Unbounded below, like
+    the concave quadratic; L1 needs only A2 and A3.
+
+    Parameters
+    ----------
+    gradient : float
+        :math:`G \ge 0`, the gradient of :math:`\psi` at the inflection point minus 1.
+    """
+    G = V.real("gradient", gradient, lo=0.0)
+    r = sp.Symbol("r", real=True)
+    return sp.Lambda(r, sp.Float(G, 17) * r + (r * sp.sqrt(1 + r**2) + sp.asinh(r)) / 2)
 
 
 def welsch_profile() -> sp.Lambda:
@@ -745,8 +950,9 @@ class RidgeFamily(TaskFamily):
             )
         x = profile.variables[0]
         self.profile = profile
-        self.sup_d2 = sup_abs(sp.diff(profile.expr, x, 2), x)
-        self.sup_d3 = sup_abs(sp.diff(profile.expr, x, 3), x)
+        # factored first: sup_abs solves for the critical points, far faster on short forms
+        self.sup_d2 = sup_abs(_simplified_derivative(profile.expr, x, 2), x)
+        self.sup_d3 = sup_abs(_simplified_derivative(profile.expr, x, 3), x)
         self._psi = [
             sp.lambdify([x], sp.diff(profile.expr, x, k), modules="numpy") for k in range(3)
         ]

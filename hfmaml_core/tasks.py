@@ -265,15 +265,26 @@ class TaskFamily(ABC):
         size = V.integer("size", size)
         return rng.choice(self.n_tasks, size=size, p=self.probs)
 
-    def sample_points(self, rng: np.random.Generator, n_batches: int, size: int) -> np.ndarray:
-        """Draw ``n_batches`` independent data batches of ``size`` points, with replacement.
+    def sample_points(
+        self, rng: np.random.Generator, n_batches: int, size: int, *, replace: bool = True
+    ) -> np.ndarray:
+        r"""Draw ``n_batches`` independent data batches of ``size`` points (with replacement).
 
-        Returns indices of shape ``(n_batches, size)`` to pass as ``idx``.
+        Returns indices of shape ``(n_batches, size)`` to pass as ``idx``. With
+        ``replace=False`` each batch holds ``size <= n`` *distinct* points (a uniformly
+        random subset, one permutation per batch): the mini-batch noise is then
+        :math:`\tilde\sigma_i^2(w)/D \cdot (n-D)/(n-1)`, not :math:`\tilde\sigma_i^2(w)/D`.
         """
         _check_rng(rng)
         n_batches = V.integer("n_batches", n_batches)
-        size = V.integer("size", size)
-        return rng.integers(0, self.n_points, size=(n_batches, size))
+        if not isinstance(replace, (bool, np.bool_)):
+            raise ValueError(f"replace must be True or False; got {replace!r}")
+        if replace:
+            size = V.integer("size", size)
+            return rng.integers(0, self.n_points, size=(n_batches, size))
+        size = V.integer("size", size, hi=self.n_points)
+        base = np.broadcast_to(np.arange(self.n_points), (n_batches, self.n_points))
+        return rng.permuted(base, axis=1)[:, :size]
 
     # ------------------------------------------------------------ exact moments
     def task_grads(self, w: object) -> np.ndarray:
@@ -313,18 +324,25 @@ class TaskFamily(ABC):
             out[t] = np.einsum("nd,nd->", dev, dev) / self.n_points
         return out
 
-    def sigma_h_sq(self, w: object) -> np.ndarray:
-        r"""Per-task Hessian noise :math:`E_\theta\|\nabla^2 f_i(w,\theta)-\nabla^2 f_i(w)\|_2^2`, shape (m,).
+    def sigma_h_sq(self, w: object, norm: str = "operator") -> np.ndarray:
+        r"""Per-task Hessian noise :math:`E_\theta\|\nabla^2 f_i(w,\theta)-\nabla^2 f_i(w)\|^2`, shape (m,).
 
-        Operator (spectral) norm, as in THEORY A5. Costs ``O(m n d^3)``: for small ``d``.
+        ``norm="operator"`` (default): the operator (spectral) norm :math:`\|\cdot\|_2`, as
+        THEORY A5 is written. ``norm="frobenius"``: :math:`\|\cdot\|_F`, the norm for which
+        a mini-batch of ``D`` points drawn with replacement has Hessian noise exactly
+        :math:`\sigma_{H,i}^2(w)/D` (THEORY's open point on the norm of :math:`\sigma_H`);
+        :math:`\|\cdot\|_2 \le \|\cdot\|_F`, so the Frobenius value bounds the operator one.
+        Costs ``O(m n d^3)`` (operator) or ``O(m n d^2)`` (Frobenius): for small ``d``.
         """
+        V.choice("norm", norm, ["frobenius", "operator"])
         wa = V.array("w", w, shape=(self.dim,))
         T = np.arange(self.n_tasks)
         H = self._hessians(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
         out = np.empty(self.n_tasks)
+        order = 2 if norm == "operator" else "fro"
         for t in range(self.n_tasks):
             dev = self._point_hessians(wa, t) - H[t]
-            out[t] = np.mean(np.linalg.norm(dev, ord=2, axis=(1, 2)) ** 2)
+            out[t] = np.mean(np.linalg.norm(dev, ord=order, axis=(1, 2)) ** 2)
         return out
 
     def point_grads(self, w: object, task: object) -> np.ndarray:

@@ -105,6 +105,97 @@ def test_hfmaml_with_full_batches_is_within_the_h1_bound():
         assert err > 1e-10  # the theorem's delta is large: the error is real, not rounding
 
 
+def test_hessian_term_error_against_a_task_by_task_loop():
+    """Oracle: Task.grad / Task.hvp on the drawn batches, one (run, task) pair at a time, with
+    the draws replayed in the documented order (tasks, then D_in, D_o, D_h)."""
+    fam = welsch_family()
+    alpha = 0.15 / fam.L
+    W = points(fam, 3, seed=2)
+    B, D = 5, 3
+    for delta in ("theorem", 0.7):
+        got = E.hessian_term_error(
+            fam,
+            W,
+            alpha,
+            np.random.default_rng(4),
+            batch_tasks=B,
+            d_in=D,
+            d_o=D,
+            d_h=D,
+            delta=delta,
+        )
+        rng = np.random.default_rng(4)
+        T = rng.choice(fam.n_tasks, size=3 * B, p=fam.probs)
+        I_in, I_o, I_h = (rng.integers(0, fam.n_points, size=(3 * B, D)) for _ in range(3))
+        want = np.empty(3 * B)
+        for j, t in enumerate(T):
+            task, w = fam.tasks[t], W[j // B]
+            g = task.grad(w - alpha * task.grad(w, I_in[j]), I_o[j])
+            dl = 1 / (6 * fam.rho * alpha * np.linalg.norm(g)) if delta == "theorem" else delta
+            cd = (task.grad(w + dl * g, I_h[j]) - task.grad(w - dl * g, I_h[j])) / (2 * dl)
+            want[j] = alpha * np.linalg.norm(cd - task.hvp(w, g, I_h[j])) / np.linalg.norm(g)
+        np.testing.assert_allclose(got, want.reshape(3, B), rtol=1e-9, atol=1e-15)
+    # population Hessians: H1 with each task's rho_i <= rho gives the 1/6 of THEORY T3
+    pop = E.hessian_term_error(
+        fam, W, alpha, np.random.default_rng(0), batch_tasks=B, d_in=D, d_o=D, d_h=None
+    )
+    assert np.all(pop <= 1 / 6) and np.all(pop > 0)
+
+
+def test_direction_and_hessian_term_error_share_their_draws():
+    """direction(hfmaml) and hessian_term_error draw through the same helpers: with the same
+    rng state, the direction rebuilt from the replayed draws (task-by-task oracle) is
+    direction's, and its Hessian-term error is hessian_term_error's."""
+    fam = welsch_family()
+    alpha = 0.15 / fam.L
+    W = points(fam, 2, seed=5)
+    B, D = 4, 3
+    kw = dict(batch_tasks=B, d_in=D, d_o=D, d_h=D)
+    u = E.direction(fam, W, alpha, "hfmaml", np.random.default_rng(8), **kw).u
+    r = E.hessian_term_error(fam, W, alpha, np.random.default_rng(8), **kw)
+    rng = np.random.default_rng(8)
+    T = rng.choice(fam.n_tasks, size=2 * B, p=fam.probs)
+    I_in, I_o, I_h = (rng.integers(0, fam.n_points, size=(2 * B, D)) for _ in range(3))
+    want_u, want_r = np.zeros((2, fam.dim)), np.empty(2 * B)
+    for j, t in enumerate(T):
+        task, w = fam.tasks[t], W[j // B]
+        g = task.grad(w - alpha * task.grad(w, I_in[j]), I_o[j])
+        dl = 1 / (6 * fam.rho * alpha * np.linalg.norm(g))
+        cd = (task.grad(w + dl * g, I_h[j]) - task.grad(w - dl * g, I_h[j])) / (2 * dl)
+        want_u[j // B] += (g - alpha * cd) / B
+        want_r[j] = alpha * np.linalg.norm(cd - task.hvp(w, g, I_h[j])) / np.linalg.norm(g)
+    np.testing.assert_allclose(u, want_u, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(r, want_r.reshape(2, B), rtol=1e-9, atol=1e-15)
+
+
+def test_hessian_term_error_vanishes_on_quadratic_tasks():
+    fam = tasks.make_quadratic_family(3, 4, 16, seed=0, hess_noise=0.3)
+    r = E.hessian_term_error(
+        fam,
+        np.ones((2, 3)),
+        0.1,
+        np.random.default_rng(0),
+        batch_tasks=4,
+        d_in=2,
+        d_o=2,
+        d_h=2,
+        delta=5.0,
+    )
+    assert r.shape == (2, 4) and np.all(r < 1e-12)
+    with pytest.raises(ValueError, match="d_h"):
+        E.hessian_term_error(
+            fam,
+            np.ones(3),
+            0.1,
+            np.random.default_rng(0),
+            batch_tasks=4,
+            d_in=2,
+            d_o=2,
+            d_h=0,
+            delta=1.0,
+        )
+
+
 def test_hfmaml_with_fixed_and_callable_delta():
     fam = welsch_family()
     alpha = 0.15 / fam.L

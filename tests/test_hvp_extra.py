@@ -1,7 +1,8 @@
 """Tests for the additions to :mod:`hfmaml_core.hvp` used by the finite-difference notebook.
 
 ``central_difference(..., dtype=float32)``, ``complex_step``, ``error_model``,
-``optimal_delta`` and ``delta_rule``. The references are closed forms written out
+``optimal_delta``, ``delta_rule``, ``theorem_delta`` with one ``rho`` per batch and
+``welsch_batch_rho``. The references are closed forms written out
 here (polynomial gradients, the attaining function of H1's sharp constant), sympy
 (Hessians of a Welsch task, the minimiser of the error model) and a brute-force
 grid search; none of them calls the code under test.
@@ -15,7 +16,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hfmaml_core import hvp
+from hfmaml_core import hvp, tasks
 
 HYP = settings(max_examples=40, deadline=None, database=None)
 EPS32 = float(np.finfo(np.float32).eps)
@@ -376,3 +377,71 @@ def test_complex_step_refuses_an_underflowing_imaginary_part():
     with pytest.raises(ValueError, match=r"h\*v must stay a normal float64 number"):
         hvp.complex_step(lambda z: z, np.ones(2), np.array([1e-20, 0.0]), 1e-300)
     hvp.complex_step(lambda z: z, np.ones(2), np.array([1.0, 0.0]), 1e-300)  # zeros in v are fine
+
+
+# =============================================================================
+# theorem_delta with one rho per batch; welsch_batch_rho
+# =============================================================================
+
+
+def test_theorem_delta_accepts_one_rho_per_batch():
+    rho, g = np.array([1.0, 2.0, 4.0]), np.array([3.0, 1.0, 0.5])
+    np.testing.assert_allclose(hvp.theorem_delta(rho, 0.5, g), 1 / (3 * rho * g), rtol=1e-15)
+    # the scalar path is unchanged, to the last bit
+    assert hvp.theorem_delta(2.0, 0.1, 5.0) == 1.0 / (6.0 * 2.0 * 0.1 * 5.0)
+    with pytest.raises(ValueError, match="rho"):
+        hvp.theorem_delta(np.array([1.0, 0.0]), 0.1, 1.0)
+    with pytest.raises(ValueError, match="broadcast"):
+        hvp.theorem_delta(np.ones(3), 0.1, np.ones(2))
+
+
+def _welsch_hess(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Hessian of the mean of phi(x_j.w) over the rows of ``x``, written out (phi'' = (1 - r^2) e^{-r^2/2})."""
+    r = x @ w
+    return np.einsum("j,jd,je->de", (1 - r**2) * np.exp(-(r**2) / 2), x, x) / len(x)
+
+
+def test_welsch_batch_rho_one_point_is_sharp():
+    """rho_theta = max|phi'''| |x|^3 (sympy's max), attained along x where |phi'''| peaks."""
+    r = sp.Symbol("r", real=True)
+    d3 = sp.diff(1 - sp.exp(-(r**2) / 2), r, 3)
+    crit = sp.solve(sp.diff(d3, r), r)
+    max_d3 = float(max(sp.Abs(d3.subs(r, c)) for c in crit))
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4, 1, 3)) * 2
+    got = hvp.welsch_batch_rho(X)
+    np.testing.assert_allclose(got, max_d3 * np.linalg.norm(X[:, 0], axis=1) ** 3, rtol=1e-12)
+    r_star = float(next(c for c in crit if abs(float(d3.subs(r, c))) == pytest.approx(max_d3)))
+    for x, rho in zip(X[:, 0], got, strict=True):
+        u = x / np.linalg.norm(x)
+        w = r_star / np.linalg.norm(x) * u  # x.w = r_star
+        t = 1e-6
+        change = np.linalg.norm(_welsch_hess(x[None], w + t * u) - _welsch_hess(x[None], w), 2)
+        assert change / t == pytest.approx(rho, rel=1e-4)
+
+
+def test_welsch_batch_rho_bounds_the_hessian_change_and_is_the_task_constant():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 5, 3)) * rng.uniform(0.5, 3, (6, 5, 1))
+    rho = hvp.welsch_batch_rho(X)
+    for b in range(len(X)):
+        for _ in range(50):
+            w, u = rng.standard_normal((2, 3)) * 2
+            change = np.linalg.norm(_welsch_hess(X[b], u) - _welsch_hess(X[b], w), 2)
+            assert change <= rho[b] * np.linalg.norm(u - w) * (1 + 1e-12)
+    fam = tasks.WelschRegressionFamily(X, np.zeros(X.shape[:2]))
+    np.testing.assert_allclose(rho, fam.rho_tasks, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.ones((2, 3)), "shape"),
+        (np.ones((2, 0, 3)), "shape"),
+        (np.full((1, 1, 2), np.nan), "finite"),
+        (np.ones((1, 1, 2), dtype=complex), "real"),
+    ],
+)
+def test_welsch_batch_rho_rejects_bad_input(X, match):
+    with pytest.raises(ValueError, match=match):
+        hvp.welsch_batch_rho(X)

@@ -395,3 +395,91 @@ def test_bad_input_checked_before_any_task_call() -> None:
             with pytest.raises(ValueError):
                 fn([Spy(), Spy()], args["w"], args["alpha"], weights=args["weights"])
     assert calls == []
+
+
+# =============================================================================
+# sharp_smoothness_bound and curvature_along
+# =============================================================================
+
+
+def test_sharp_smoothness_bound_by_hand(family: T.TaskFamily) -> None:
+    """``L (1 + alpha L)^2 + rho alpha (1 + alpha L) sum_i p_i ||grad f_i(w)||``."""
+    for w in points(family, 7):
+        for a in [*alphas(family), 3.0 / family.L]:  # any alpha >= 0 is allowed
+            k = 1 + a * family.L
+            mean = sum(
+                p * np.linalg.norm(t.grad(w))
+                for p, t in zip(family.probs, family.tasks, strict=True)
+            )
+            expected = family.L * k * k + family.rho * a * k * mean
+            assert meta.sharp_smoothness_bound(family, w, a) == pytest.approx(expected, rel=1e-13)
+            if a <= 1.0 / family.L:
+                assert meta.sharp_smoothness_bound(family, w, a) <= meta.smoothness_bound(
+                    family, w, a
+                ) * (1 + 1e-14)
+        one = 1.0 / family.L
+        assert meta.sharp_smoothness_bound(family, w, one) == pytest.approx(
+            meta.smoothness_bound(family, w, one), rel=1e-13
+        )
+
+
+def test_sharp_smoothness_bound_is_attained_by_concave_quadratics() -> None:
+    fam = T.make_quadratic_family(3, 4, 2, seed=5, curvature=(-1.0, -1.0))
+    r = np.random.default_rng(0)
+    for a in (0.0, 0.1, 0.5, 1.0):
+        w, u = r.standard_normal(3), r.standard_normal(3)
+        slope = np.linalg.norm(
+            meta.gradient(fam.tasks, w, a, fam.probs) - meta.gradient(fam.tasks, u, a, fam.probs)
+        )
+        slope /= np.linalg.norm(w - u)
+        assert slope == pytest.approx(meta.sharp_smoothness_bound(fam, w, a), rel=1e-12)
+
+
+def test_sharp_smoothness_bound_shapes_and_validation() -> None:
+    fam = T.make_quadratic_family(2, 3, 2, seed=1)
+    W = np.zeros((4, 2))
+    assert meta.sharp_smoothness_bound(fam, W, np.full(4, 0.1)).shape == (4,)
+    with pytest.raises(ValueError, match="alpha"):
+        meta.sharp_smoothness_bound(fam, W, -0.1)
+    with pytest.raises(ValueError, match="w"):
+        meta.sharp_smoothness_bound(fam, np.zeros(3), 0.1)
+
+
+def test_curvature_along_equals_the_closed_form_hessian_on_quadratics() -> None:
+    """For quadratic tasks grad^2 F = sum_i p_i (I - alpha A_i) A_i (I - alpha A_i) exactly."""
+    fam = T.make_quadratic_family(3, 4, 2, seed=9, curvature=(-1.0, 1.0))
+    r = np.random.default_rng(3)
+    W, V = r.standard_normal((5, 3)), r.standard_normal((5, 3))
+    for a in (0.0, 0.4, 1.0 / fam.L):
+        I3 = np.eye(3)
+        H = sum(p * (I3 - a * A) @ A @ (I3 - a * A) for p, A in zip(fam.probs, fam.A, strict=True))
+        expected = np.linalg.norm(V @ H, axis=1) / np.linalg.norm(V, axis=1)
+        got = meta.curvature_along(fam, W, V, a, delta=1e-3)
+        assert_close(got, expected, 1e-9)
+        assert meta.curvature_along(fam, W[0], V[0], a) == pytest.approx(expected[0], rel=1e-7)
+
+
+def test_curvature_along_matches_richardson_on_welsch() -> None:
+    fam = T.make_welsch_family(2, 3, 4, seed=4)
+    w, v = np.array([0.3, -0.5]), np.array([1.0, 2.0])
+    a = 0.5 / fam.L
+    hv = O.richardson_derivative(lambda x: meta.gradient(fam.tasks, x, a, fam.probs), w, v)
+    expected = np.linalg.norm(hv) / np.linalg.norm(v)
+    assert meta.curvature_along(fam, w, v, a, delta=1e-5) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"directions": np.zeros((2, 2))}, "directions must have non-zero rows"),
+        ({"directions": np.ones((3, 2))}, "directions"),
+        ({"delta": 0.0}, "delta"),
+        ({"alpha": -1.0}, "alpha"),
+    ],
+)
+def test_curvature_along_validation(kwargs: dict, match: str) -> None:
+    fam = T.make_quadratic_family(2, 3, 2, seed=1)
+    args = {"W": np.zeros((2, 2)), "directions": np.ones((2, 2)), "alpha": 0.1, "delta": 1e-4}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        meta.curvature_along(fam, args["W"], args["directions"], args["alpha"], args["delta"])

@@ -343,6 +343,24 @@ def test_leading_dimensions_broadcast():
 # =============================================================================
 
 
+def test_step_with_a_given_batch_equals_the_step_that_draws_it():
+    net = MLP()
+    w0 = net.init(np.random.default_rng(5), 2)
+    drawn = S.MetaLearner(net, "HF-MAML", w0, 3)
+    given = S.MetaLearner(net, "HF-MAML", w0, 3)
+    batch = given.next_batch()  # the batch `drawn` draws itself in its first step
+    loss_a, dirs_a = drawn.step(compare=True)
+    loss_b, dirs_b = given.step(compare=True, batch=batch)
+    np.testing.assert_array_equal(loss_a, loss_b)
+    for m in S.METHODS:
+        np.testing.assert_array_equal(dirs_a[m], dirs_b[m])
+    np.testing.assert_array_equal(drawn.w, given.w)
+    with pytest.raises(ValueError, match="batch"):
+        given.step(batch="tasks")
+    with pytest.raises(ValueError, match="W must have shape"):
+        given.step(batch=S.sample_tasks(np.random.default_rng(0), 25))  # no run axis
+
+
 @pytest.mark.parametrize(
     ("call", "name"),
     [
@@ -472,6 +490,80 @@ def test_hf_maml_direction_is_the_central_difference_and_converges_to_maml():
     assert all(3.5 < r < 4.5 for r in ratios), ratios  # second order in delta
 
 
+def test_forward_difference_is_written_out_and_first_order():
+    """The one-sided HF-MAML variant (a control estimator): formula, and error linear in delta."""
+    net, w, tasks = _small_setup(1)
+    alpha, delta = 0.05, 1e-2
+    dirs, _ = S.meta_directions(net, w, tasks, alpha, "HF-MAML", delta=delta, difference="forward")
+    xs, ys = tasks.x_support, tasks.y_support
+    want = []
+    for b in range(tasks.shape[0]):
+        g = net.grads(w - alpha * net.grads(w, xs[b], ys[b]), tasks.x_query[b], tasks.y_query[b])
+        d_i = delta / np.linalg.norm(g)
+        hess_g = (net.grads(w + d_i * g, xs[b], ys[b]) - net.grads(w, xs[b], ys[b])) / d_i
+        want.append(g - alpha * hess_g)
+    assert rel(dirs["HF-MAML"], np.mean(want, axis=0)) < 1e-12
+    errs = [
+        S.hessian_term_error(net, w, tasks, alpha, d, difference="forward")[()]
+        for d in (1e-2, 5e-3, 2.5e-3)
+    ]
+    ratios = [errs[0] / errs[1], errs[1] / errs[2]]
+    assert all(1.8 < r < 2.2 for r in ratios), ratios  # first order in delta
+    central = S.hessian_term_error(net, w, tasks, alpha, 1e-2)[()]
+    assert central < errs[0] / 10  # the central difference is far better at the same radius
+
+
+def test_hessian_term_error_is_the_fraction_of_the_hessian_term_missed():
+    """r = |u_HF - u_MAML| / |u_FO - u_MAML|, written out with a loop over tasks and exact HVPs."""
+    net = MLP((1, 6, 5, 1))
+    rng = np.random.default_rng(6)
+    W = net.init(rng, 2)
+    tasks = S.sample_tasks(rng, (2, 3))
+    alpha, delta = 0.05, 1e-2
+    r = S.hessian_term_error(net, W, tasks, alpha, delta)
+    assert r.shape == (2,)
+    for run in range(2):
+        xs, ys = tasks.x_support[run], tasks.y_support[run]
+        hf, hess_term = [], []
+        for b in range(3):
+            w = W[run]
+            g = net.grads(
+                w - alpha * net.grads(w, xs[b], ys[b]), tasks.x_query[run, b], tasks.y_query[run, b]
+            )
+            d_i = delta / np.linalg.norm(g)
+            fd = (net.grads(w + d_i * g, xs[b], ys[b]) - net.grads(w - d_i * g, xs[b], ys[b])) / (
+                2 * d_i
+            )
+            hv = net.hvps(w, g, xs[b], ys[b])
+            hf.append(alpha * (hv - fd))  # u_HF - u_MAML, task b
+            hess_term.append(alpha * hv)  # u_FO - u_MAML, task b
+        want = np.linalg.norm(np.mean(hf, axis=0)) / np.linalg.norm(np.mean(hess_term, axis=0))
+        assert r[run] == pytest.approx(want, rel=1e-6)
+    assert 0 < r.max() < 1e-3
+
+
+def test_train_records_hf_variants_without_changing_the_run():
+    net = MLP()
+    w0 = net.init(np.random.default_rng(8), 2)
+    plain = S.train(net, "HF-MAML", w0, 5, 3, compare_every=2)
+    var = S.train(
+        net,
+        "HF-MAML",
+        w0,
+        5,
+        3,
+        compare_every=2,
+        hf_variants=[(1e-3, "forward"), (1e-3, "central")],
+    )
+    np.testing.assert_array_equal(plain.w, var.w)
+    np.testing.assert_array_equal(plain.meta_loss, var.meta_loss)
+    np.testing.assert_array_equal(plain.hf_vs_fo, var.hf_vs_fo)
+    np.testing.assert_array_equal(var.hf_vs_fo_variants[(1e-3, "central")], plain.hf_vs_fo)
+    fwd = var.hf_vs_fo_variants[(1e-3, "forward")]
+    assert fwd.shape == (3, 2) and np.all(fwd > 10 * plain.hf_vs_fo)
+    assert plain.hf_vs_fo_variants == {}
+
+
 def test_directions_are_vectorised_over_runs_and_independent_of_the_request():
     net = MLP()
     rng = np.random.default_rng(2)
@@ -550,6 +642,29 @@ def test_learners_share_the_task_stream_and_compare_does_not_change_the_update()
         (lambda net, w, t: S.MetaLearner(net, "SGD", w, 0), "method"),
         (lambda net, w, t: S.train(net, "MAML", w, 0, 0), "n_iter"),
         (lambda net, w, t: S.train(net, "MAML", w, 1, 0, compare_every=-1), "compare_every"),
+        (lambda net, w, t: S.meta_directions(net, w, t, difference="backward"), "difference"),
+        (lambda net, w, t: S.hessian_term_error(net, w, t, delta=0.0), "delta"),
+        (lambda net, w, t: S.hessian_term_error(net, w, t, difference="x"), "difference"),
+        (
+            lambda net, w, t: S.train(net, "MAML", w, 1, 0, hf_variants=[(1e-3, "forward")]),
+            "hf_variants",
+        ),
+        (
+            lambda net, w, t: S.train(
+                net, "MAML", w, 1, 0, compare_every=1, hf_variants=[(0, "central")]
+            ),
+            "delta",
+        ),
+        (
+            lambda net, w, t: S.train(net, "MAML", w, 1, 0, compare_every=1, hf_variants="forward"),
+            "hf_variants",
+        ),
+        (
+            lambda net, w, t: S.train(
+                net, "MAML", w, 1, 0, compare_every=1, hf_variants=[(1e-3, "fwd")]
+            ),
+            "difference",
+        ),
     ],
 )
 def test_sinusoid_bad_input(call, name):

@@ -8,7 +8,9 @@ Oracles share no code with ``hfmaml_core.montecarlo``:
   batches of ``D = 2`` drawn with replacement: all ``n^D`` ordered tuples, each
   with probability ``n^-D``), with the Welsch gradient and Hessian written here from
   the family's data arrays ``X``, ``y``;
-* hand-computed numbers for the generic tools.
+* hand-computed numbers for the generic tools;
+* for :class:`~hfmaml_core.montecarlo.KinkFamily` (A3 violated), the piecewise-quadratic
+  gradient written here and the bias at the kink by enumeration of every batch.
 
 The Monte Carlo estimates must agree with the exact expectations within 4 standard
 errors (fixed seeds), coordinate by coordinate for vectors.
@@ -123,6 +125,58 @@ def test_claim_kwargs_records_the_confidence_limit_and_extra_details():
     assert kw["measured"] == 0.25 and kw["relation"] == ">"
 
 
+@pytest.mark.parametrize(
+    ("est", "bound", "relation"),
+    [
+        ((0.9, 0.03), 1.0, "<="),  # clears the bound: the control would hold
+        ((0.9, 0.04), 1.0, "<="),  # within 3 s.e.: the control fails
+        ((1.1, 0.01), 1.0, "<"),  # clearly on the wrong side: fails
+        ((1.2, 0.05), 1.0, ">="),
+        ((0.785, 0.001), 0.8, ">="),  # L2's first moment below the D_beta threshold
+        ((1.0, 0.0), 1.0, ">"),  # a tie does not hold
+    ],
+)
+def test_control_kwargs_applies_the_claims_decision_rule(est, bound, relation):
+    """A control is judged by the same 3-s.e. rule as the claim (independent oracle: holds)."""
+    e = mc.Estimate(*est)
+    ctrl = mc.control_kwargs(e, "the same estimate on a case that should fail", relation=relation)
+    rec = claims.ClaimRecorder("test")
+    claim = mc.claim_kwargs(mc.Estimate(bound - 1.0 if "<" in relation else bound + 1.0, 0.0),
+                            bound, relation)  # fmt: skip
+    c = rec.check("x", "L2", "rule", kind="theory", control=ctrl, **claim)
+    assert c.holds  # the claim itself clears its bound
+    assert c.control.holds is mc.holds(e, bound, relation)  # the control: the same rule
+    assert c.control.bound == bound and c.control.uncertainty == est[1]
+    # the confidence limit on the claim's side, compared strictly
+    k = mc.RULE_K
+    assert ctrl["measured"] == (est[0] + k * est[1] if "<" in relation else est[0] - k * est[1])
+    assert ctrl["relation"] == ("<" if "<" in relation else ">") and "bound" not in ctrl
+
+
+def test_control_kwargs_with_its_own_bound_and_k():
+    ctrl = mc.control_kwargs(mc.Estimate(2.0, 0.5), "wrong constant", relation="<=", bound=2.5, k=1)
+    assert ctrl == {
+        "statement": "wrong constant",
+        "measured": 2.5,
+        "relation": "<",
+        "uncertainty": 0.5,
+        "bound": 2.5,
+    }
+    rec = claims.ClaimRecorder("test")
+    c = rec.check(
+        "y", "L2", "s", kind="finding", measured=1.0, relation="<", bound=3.0, control=ctrl
+    )
+    assert c.holds and not c.control.holds and c.discriminates  # 2.5 < 2.5 is false
+
+
+def test_a_control_that_clears_its_bound_makes_the_claim_fail():
+    ctrl = mc.control_kwargs(mc.Estimate(0.5, 0.01), "should fail but does not", relation="<=")
+    rec = claims.ClaimRecorder("test")
+    c = rec.check("z", "L3", "s", kind="theory", control=ctrl,
+                  **mc.claim_kwargs(mc.Estimate(0.4, 0.01), 1.0, "<="))  # fmt: skip
+    assert c.holds and c.control.holds and not c.ok and rec.failed == [c]
+
+
 def test_loglog_slope_of_an_exact_power_law_and_two_point_standard_error():
     x = [1.0, 2.0, 4.0, 8.0]
     est = [mc.Estimate(3.0 * xi**-0.75, 1e-3 * xi**-0.75) for xi in x]
@@ -181,6 +235,44 @@ def test_adapted_gradient_mean_matches_exact_enumeration(d_out):
     est = mc.l3_bias(fam, w, t, alpha, np.random.default_rng(2), 100_000, D)
     assert est.value == pytest.approx(np.linalg.norm(exact - target), abs=Z * est.se)
     assert np.linalg.norm(exact - target) > 10 * est.se
+
+
+def test_l3_bias_with_the_linear_control_variate_matches_exact_enumeration():
+    """Same expectation as the plain estimator (E eps = 0), much smaller s.e."""
+    fam = tiny_welsch()
+    w, t, alpha, D = np.array([0.7, 0.2]), 1, 1.0 / fam.L, 2
+    exact = np.mean(
+        [welsch_grad(fam, t, w - alpha * welsch_grad(fam, t, w, b)) for b in batches(3, D)], axis=0
+    )
+    target = welsch_grad(fam, t, w - alpha * welsch_grad(fam, t, w))
+    cv = mc.l3_bias(fam, w, t, alpha, np.random.default_rng(2), 100_000, D, linear_control=True)
+    plain = mc.l3_bias(fam, w, t, alpha, np.random.default_rng(2), 100_000, D)
+    assert cv.value == pytest.approx(np.linalg.norm(exact - target), abs=Z * cv.se)
+    assert cv.se < plain.se
+    # the reduction grows with D_in: the linear term, removed by the control variate, dominates
+    w32 = [
+        mc.l3_bias(fam, w, t, alpha, np.random.default_rng(3), 20_000, 32, linear_control=lc)
+        for lc in (True, False)
+    ]
+    assert w32[0].value == pytest.approx(w32[1].value, abs=Z * w32[1].se)
+    assert w32[0].se < 0.5 * w32[1].se
+
+
+def test_l3_error_norm_matches_exact_enumeration():
+    fam = tiny_welsch()
+    w, t, alpha, D = np.array([0.7, 0.2]), 0, 0.8 / fam.L, 2
+    u = w - alpha * welsch_grad(fam, t, w)
+    target = welsch_grad(fam, t, u)
+    exact = np.mean(
+        [
+            np.linalg.norm(welsch_grad(fam, t, w - alpha * welsch_grad(fam, t, w, b)) - target)
+            for b in batches(3, D)
+        ]
+    )
+    est = mc.l3_error_norm(fam, w, t, alpha, np.random.default_rng(3), 50_000, D)
+    assert abs(est.value - exact) < Z * est.se
+    bias = mc.l3_bias(fam, w, t, alpha, np.random.default_rng(3), 50_000, D)
+    assert bias.value <= est.value + Z * est.se  # |E x| <= E|x|
 
 
 def test_adapted_gradients_across_chunk_boundaries(monkeypatch):
@@ -252,6 +344,19 @@ def test_empirical_meta_gradient_matches_exact_enumeration():
     assert np.all(zscores(draws, exact) < Z)
 
 
+def test_first_order_empirical_gradient_matches_exact_enumeration():
+    """hessian=False drops (I - alpha H~): E_i E_D grad f_i(w - alpha grad~ f_i(w, D))."""
+    fam = tiny_welsch()
+    w, alpha, D = np.array([0.2, -0.6]), 1.0 / fam.L, 2
+    exact = sum(
+        p / 9 * welsch_grad(fam, t, w - alpha * welsch_grad(fam, t, w, b))
+        for t, p in enumerate(fam.probs)
+        for b in batches(3, D)
+    )
+    draws = mc.empirical_meta_gradients(fam, w, alpha, np.random.default_rng(7), 50_000, D, False)
+    assert np.all(zscores(draws, exact) < Z)
+
+
 def quadratic_gap_vector(fam, w, a, D):
     """(a^2/D) sum_i p_i (v_i A_i^3 u_i + A_i^2 kappa_i), written out task by task."""
     out = np.zeros(fam.dim)
@@ -281,6 +386,68 @@ def test_l4_gap_closed_form_for_quadratic_tasks_with_noisy_curvature(D):
 
 
 # ------------------------------------------------------------- validation, seeds
+# ---------------------------------------------------------- KinkFamily (A3 fails)
+def _kink_grad(c, b, kappa, w):
+    """Gradient of sum_k psi_kappa(w_k - c_k) + b.(w - c), written out per coordinate."""
+    r = w - c
+    return np.array([rk if rk >= 0 else kappa * rk for rk in r]) + b
+
+
+def tiny_kink(kappa=0.25):
+    b = np.array([[[1.0, -0.5], [-2.0, 0.25], [1.0, 0.25]]])  # mean 0 per task already
+    return mc.KinkFamily(np.array([[0.3, -0.2]]), b, kappa)
+
+
+def test_kink_family_kernels_match_the_formula_written_out():
+    fam = tiny_kink()
+    assert fam.L == 1.0 and fam.rho == np.inf
+    assert mc.KinkFamily(fam.c, fam.b, 1.0).rho == 0.0 and mc.KinkFamily(fam.c, fam.b, 3.0).L == 3.0
+    w = np.array([0.1, 0.5])  # one coordinate on each side of the kink
+    idx = np.array([[0, 2]])
+    bbar = fam.b[0, [0, 2]].mean(axis=0)
+    np.testing.assert_allclose(fam.grads(w, [0], idx)[0], _kink_grad(fam.c[0], bbar, 0.25, w))
+    np.testing.assert_allclose(fam.grads(w, [0])[0], _kink_grad(fam.c[0], 0.0, 0.25, w))
+    np.testing.assert_allclose(fam.hessians(w, [0])[0], np.diag([0.25, 1.0]))
+    np.testing.assert_allclose(fam.hvps(w, [2.0, 3.0], [0])[0], [0.5, 3.0])
+    G = fam.point_grads(w, 0)
+    np.testing.assert_allclose(G, [_kink_grad(fam.c[0], bj, 0.25, w) for bj in fam.b[0]])
+    # loss: central differences of the loss give the gradient (away from the kink)
+    h = 1e-6
+    num = [
+        (fam.losses(w + h * e, [0], idx)[0] - fam.losses(w - h * e, [0], idx)[0]) / (2 * h)
+        for e in np.eye(2)
+    ]
+    np.testing.assert_allclose(num, fam.grads(w, [0], idx)[0], rtol=1e-6)
+    assert fam.point_hessians(w, 0).shape == (3, 2, 2)
+
+
+def test_kink_family_l3_bias_is_first_order_and_matches_enumeration():
+    """At the kink e = alpha (1 - kappa)/2 E|eps|: enumeration over all 3^2 batches."""
+    fam, D = tiny_kink(), 2
+    w, alpha = fam.c[0], 1.0 / fam.L
+    exact = np.mean(
+        [
+            _kink_grad(fam.c[0], 0.0, 0.25, w - alpha * fam.b[0, list(bt)].mean(axis=0))
+            for bt in batches(3, D)
+        ],
+        axis=0,
+    )
+    eps_abs = np.mean([np.abs(fam.b[0, list(bt)].mean(axis=0)) for bt in batches(3, D)], axis=0)
+    np.testing.assert_allclose(exact, alpha * 0.75 / 2 * eps_abs)
+    for lc in (False, True):
+        est = mc.l3_bias(fam, w, 0, alpha, np.random.default_rng(4), 50_000, D, linear_control=lc)
+        assert est.value == pytest.approx(np.linalg.norm(exact), abs=Z * est.se)
+
+
+def test_kink_family_bad_arguments():
+    with pytest.raises(ValueError, match="kappa"):
+        mc.KinkFamily(np.zeros((1, 1)), np.zeros((1, 2, 1)), 0.0)
+    with pytest.raises(ValueError, match="c must"):
+        mc.KinkFamily(np.zeros(2), np.zeros((1, 2, 1)), 0.5)
+    with pytest.raises(ValueError, match="b"):
+        mc.KinkFamily(np.zeros((1, 2)), np.zeros((1, 2, 1)), 0.5)
+
+
 def test_same_seed_same_numbers():
     fam = tiny_welsch()
     w = np.array([0.1, 0.2])
@@ -315,6 +482,12 @@ def test_same_seed_same_numbers():
         (lambda f, r: mc.claim_kwargs(1.0, 1.0, "<"), "estimate"),
         (lambda f, r: mc.claim_kwargs(mc.Estimate(1.0, 0.1), 1.0, "<", details=[1]), "details"),
         (lambda f, r: mc.loglog_slope([1.0, 1.0], [mc.Estimate(1, 0.1)] * 2), "x"),
+        (lambda f, r: mc.control_kwargs(mc.Estimate(1.0, 0.1), " ", relation="<"), "statement"),
+        (lambda f, r: mc.control_kwargs(mc.Estimate(1.0, 0.1), "c", relation="=="), "relation"),
+        (lambda f, r: mc.control_kwargs(mc.Estimate(1.0, -1), "c", relation="<"), "estimate.se"),
+        (lambda f, r: mc.l3_bias(f, np.zeros(2), 0, 0.1, r, 10, 2, linear_control=1), "linear"),
+        (lambda f, r: mc.l3_error_norm(f, np.zeros(2), 5, 0.1, r, 10, 2), "task"),
+        (lambda f, r: mc.l4_gap(f, np.zeros(2), 0.1, r, 10, 1, hessian="no"), "hessian"),
         (lambda f, r: mc.loglog_slope([1.0, 2.0], [mc.Estimate(0.0, 0.1)] * 2), "estimates"),
     ],
 )

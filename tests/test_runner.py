@@ -274,6 +274,60 @@ def test_local_constants_match_the_family():
     assert c["sigma_h"] == pytest.approx(np.sqrt(max(fam.sigma_h_sq(w).max() for w in W)))
 
 
+@pytest.mark.parametrize("hess_noise", [0.0, 0.5])
+def test_visited_constants_are_the_family_maxima(hess_noise):
+    """Oracle: the family's own per-point sigma_sq, sigma_tilde_sq, sigma_h_sq, one point at a time."""
+    for fam in (welsch_family(), quad_family(hess_noise)):
+        W = np.random.default_rng(1).standard_normal((3, 4, fam.dim))  # any leading shape
+        W[0, 0] = np.nan  # a diverged run is skipped
+        got = runner.visited_constants(fam, W)
+        pts = [w for w in W.reshape(-1, fam.dim) if np.all(np.isfinite(w))]
+        assert got["n_points"] == len(pts)
+        assert got["sigma"] == pytest.approx(np.sqrt(max(fam.sigma_sq(w) for w in pts)), rel=1e-10)
+        st = max(fam.sigma_tilde_sq(w).max() for w in pts)
+        assert got["sigma_tilde"] == pytest.approx(np.sqrt(st), rel=1e-10)
+        sh = max(fam.sigma_h_sq(w).max() for w in pts)
+        assert got["sigma_h"] == pytest.approx(np.sqrt(sh), rel=1e-10, abs=1e-12)
+        frob = runner.visited_constants(fam, W, hessian_norm="frobenius")["sigma_h"]
+        assert frob >= got["sigma_h"] * (1 - 1e-12)  # the Frobenius norm bounds the operator norm
+        assert frob <= got["sigma_h"] * np.sqrt(fam.dim) * (1 + 1e-12)
+
+
+def test_visited_constants_are_the_maxima_of_hypotheses_moments(monkeypatch):
+    """One home for the per-point moments: visited_constants is the max of
+    hypotheses.moments over the distinct finite rows, whatever the block size (d^2-aware)."""
+    from hfmaml_core import hypotheses
+
+    fam = quad_family(0.5)
+    W = np.random.default_rng(4).standard_normal((6, fam.dim))
+    W = np.concatenate([W, W[:2], np.full((1, fam.dim), np.inf)])  # repeats, a diverged run
+    m = hypotheses.moments(fam, W[:6])
+    for norm in ("operator", "frobenius"):
+        got = runner.visited_constants(fam, W, hessian_norm=norm)
+        assert got["n_points"] == 6 and got["hessian_norm"] == norm
+        assert got["sigma"] == np.sqrt(m["sigma_sq"].max())
+        assert got["sigma_tilde"] == np.sqrt(m["sigma_tilde_sq"].max())
+        assert got["sigma_h"] == pytest.approx(np.sqrt(m[f"sigma_h_sq_{norm}"].max()), rel=1e-15)
+    monkeypatch.setattr(hypotheses, "_HESS_BLOCK", 1)  # one point per block
+    small = runner.visited_constants(fam, W)
+    assert small["sigma_h"] == pytest.approx(np.sqrt(m["sigma_h_sq_operator"].max()), rel=1e-15)
+    assert runner.local_constants(fam, W[:6]) == {
+        k: small[k] for k in ("sigma", "sigma_tilde", "sigma_h")
+    }
+    with pytest.raises(ValueError, match="W"):
+        runner.local_constants(fam, W)  # local_constants takes finite points only
+
+
+def test_visited_constants_reject_bad_input():
+    fam = welsch_family()
+    with pytest.raises(ValueError, match="W must have shape"):
+        runner.visited_constants(fam, np.zeros((2, fam.dim + 1)))
+    with pytest.raises(ValueError, match="finite point"):
+        runner.visited_constants(fam, np.full((2, fam.dim), np.nan))
+    with pytest.raises(ValueError, match="hessian_norm"):
+        runner.visited_constants(fam, np.zeros(fam.dim), hessian_norm="nuclear")
+
+
 @pytest.mark.parametrize(
     "over, word",
     [

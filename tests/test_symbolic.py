@@ -129,6 +129,7 @@ def test_welsch_task_expr_matches_the_family_kernels() -> None:
         (lambda: Y.nonnegative_on_box(R, {R: 0}), "box must be a dict"),
         (lambda: Y.scan_l1_chain_1d(1), "n_grid must be an integer >= 2"),
         (lambda: Y.l1_decomposition(0), "d must be an integer >= 1"),
+        (lambda: Y.inflection_profile(-1.0), "gradient must be"),
         (
             lambda: Y.welsch_task_expr(T.make_quadratic_family(2, seed=0), 0, W3[:2]),
             "family must be a WelschRegressionFamily",
@@ -452,3 +453,193 @@ def test_ridge_family_validation(kwargs: dict, match: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         Y.RidgeFamily(**args)
+
+
+# =============================================================================
+# controls: plausible mistakes that the same checks must catch
+# =============================================================================
+
+
+@pytest.mark.parametrize("mistake", Y.S1_MISTAKES)
+def test_every_s1_mistake_leaves_a_nonzero_residual(mistake: str) -> None:
+    f = sp.Function("f")(W1)
+    assert any(e != 0 for e in Y.s1_residual(f, W1, ALPHA, mistake=mistake))
+    res3 = Y.s1_residual(F3, W3, ALPHA, mistake=mistake)
+    assert all(e != 0 for e in res3)
+    # the residual is really non-zero: evaluate the wrong formula against finite differences
+    fn = sp.lambdify([W3, ALPHA], list(res3), "numpy")
+    assert np.max(np.abs(fn([0.3, -0.7, 0.4], 0.2))) > 1e-3
+
+
+def test_s1_mistakes_are_the_formulas_they_name() -> None:
+    """Hand-written wrong formulas (independent of the library's switch)."""
+    f = W1**4 / 12 + sp.sin(W1)
+    fp, fpp = sp.diff(f, W1), sp.diff(f, W1, 2)
+    adapted = W1 - ALPHA * fp
+    outer = fp.subs(W1, adapted)
+    by_hand = {
+        "first-order": outer,
+        "plus-sign": (1 + ALPHA * fpp) * outer,
+        "hessian-at-adapted": (1 - ALPHA * fpp.subs(W1, adapted)) * outer,
+    }
+    for m, expr in by_hand.items():
+        assert sp.simplify(Y.s1_gradient(f, W1, ALPHA, mistake=m)[0] - expr) == 0
+    assert Y.s1_residual(f, W1, ALPHA) == sp.zeros(1, 1)
+
+
+@pytest.mark.parametrize("mistake", Y.L1_IDENTITY_MISTAKES)
+def test_l1_identity_mistakes_leave_a_nonzero_residual(mistake: str) -> None:
+    assert Y.l1_identity_1d(mistake=mistake).residual != 0
+    assert Y.l1_identity_1d().residual == 0
+
+
+def test_l1_chain_mistakes_are_not_proved_and_exceed_one_on_the_grid() -> None:
+    wrong_step = {"adapted-gradient": 2, "constant-3L": 3}  # 0-based index of the wrong step
+    for m, k in wrong_step.items():
+        chain = Y.l1_chain_1d(mistake=m)
+        proved = [Y.prove_step(st) for st in chain]
+        assert proved[k] is False
+        assert all(proved[j] for j in (1, 2, 3) if j != k)
+        out = Y.scan_l1_chain_1d(5, mistake=m)
+        assert out[f"step {k + 1}"] > 1.0
+    # the exact worst ratios: 1 + alpha L = 2 at alpha = 1/L, and 4L / 3L
+    assert Y.scan_l1_chain_1d(5, g_max=1e6, mistake="adapted-gradient")["overall"] == pytest.approx(
+        2.0, rel=1e-5
+    )
+    assert Y.scan_l1_chain_1d(5, mistake="constant-3L")["overall"] == pytest.approx(
+        4 / 3, rel=1e-12
+    )
+
+
+def test_l1_decomposition_mistake_is_caught() -> None:
+    _, _, residual = Y.l1_decomposition(2, mistake="mixed-roles")
+    assert any(e != 0 for e in residual)
+
+
+def test_l1_decomposition_of_symbolic_size_agrees_with_explicit_matrices() -> None:
+    # n x n with n symbolic: no term is left; the wrong right side leaves exactly the terms
+    # whose explicit 2 x 2 expansion is non-zero (an independent expansion, entry by entry)
+    assert Y.l1_decomposition(None)[2] == ()
+    _, _, terms = Y.l1_decomposition(None, mistake="mixed-roles")
+    assert len(terms) == 4
+    a = sp.Symbol("alpha", nonnegative=True)
+    d = 2
+    subs = {
+        sp.MatrixSymbol("H_w", d, d): sp.Matrix(d, d, sp.symbols("p0:4")),
+        sp.MatrixSymbol("H_u", d, d): sp.Matrix(d, d, sp.symbols("q0:4")),
+        sp.MatrixSymbol(r"g_{\hat w}", d, 1): sp.Matrix(sp.symbols("x0:2")),
+        sp.MatrixSymbol(r"g_{\hat u}", d, 1): sp.Matrix(sp.symbols("y0:2")),
+    }
+    n = sp.Symbol("n", integer=True, positive=True)
+    total = sum((t.subs(n, d).xreplace(subs).doit() for t in terms), sp.zeros(d, 1)).applyfunc(
+        sp.expand
+    )
+    explicit = Y.l1_decomposition(d, mistake="mixed-roles")[2]
+    assert (total - explicit.xreplace(subs)).applyfunc(sp.expand) == sp.zeros(d, 1)
+    assert a in total.free_symbols
+
+
+def test_maml_gradient_cache_returns_independent_copies() -> None:
+    g1 = Y.maml_gradient(F3, W3, ALPHA)
+    g1[0] = sp.Integer(7)
+    g2 = Y.maml_gradient(F3, W3, ALPHA)
+    assert g2[0] != 7
+    assert Y.s1_residual(F3, W3, ALPHA) == sp.zeros(3, 1)
+
+
+def test_inflection_profile_derivatives_and_constants() -> None:
+    prof = Y.inflection_profile(10.0)
+    r = prof.variables[0]
+    closed = [10 + sp.sqrt(1 + r**2), r / sp.sqrt(1 + r**2), (1 + r**2) ** sp.Rational(-3, 2)]
+    for k, expected in enumerate(closed, 1):
+        assert sp.simplify(sp.diff(prof.expr, r, k) - expected) == 0
+    fam = Y.make_ridge_family(3, 2, seed=0, mu=0.0, profile=prof)
+    assert fam.L == pytest.approx(1.0, rel=1e-15) and fam.rho == pytest.approx(1.0, rel=1e-15)
+    assert fam.sup_d2.argmax is None  # sup |psi''| = 1 only as |r| -> infinity
+    assert set(fam.sup_d3.argmax) == {0}
+    # the kernels against central differences of the profile (an independent oracle)
+    x = np.linspace(-3.0, 3.0, 13)
+    h = 1e-5
+    psi = sp.lambdify(r, prof.expr, "numpy")
+    for k in (1, 2):
+        fd = (fam._psi_k(k - 1, x + h) - fam._psi_k(k - 1, x - h)) / (2 * h)
+        np.testing.assert_allclose(fam._psi_k(k, x), fd, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(fam._psi_k(0, x), psi(x), rtol=1e-14)
+
+
+@pytest.mark.parametrize("G", [100.0, 1000.0])
+def test_inflection_ridge_approaches_the_gradient_term_of_the_sharp_constant(G: float) -> None:
+    # exact F'' by sympy at the inflection point r = 0, alpha = 1/L: near
+    # L(1 + alpha L)^2 + rho alpha (1 + alpha L)|f'|, and above it with rho alpha instead
+    fam = Y.make_ridge_family(1, 1, seed=0, mu=0.0, profile=Y.inflection_profile(G))
+    a = 1.0 / fam.L
+    w0 = fam.s[0] / fam.a[0, 0]  # r = a w - s = 0
+    F2 = sp.diff(Y.maml_objective(fam.task_expr(0, [W1]), W1, a), W1, 2)
+    curv = abs(float(F2.subs(W1, w0)))
+    g = abs(float(fam.grads(np.array([[w0]]), np.array([0]))[0, 0]))
+    assert g == pytest.approx(G + 1, rel=1e-12)
+    k = 1 + a * fam.L
+    sharp = fam.L * k**2 + fam.rho * a * k * g
+    assert curv <= sharp
+    assert curv / sharp > 1 - 3 / G
+    assert curv / (fam.L * k**2 + fam.rho * a * g) > 2 - 10 / G
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: Y.s1_gradient(F3, W3, ALPHA, mistake="dropped"),
+        lambda: Y.s1_residual(F3, W3, ALPHA, mistake="dropped"),
+        lambda: Y.l1_identity_1d(mistake="dropped"),
+        lambda: Y.l1_chain_1d(mistake="dropped"),
+        lambda: Y.scan_l1_chain_1d(3, mistake="dropped"),
+        lambda: Y.l1_decomposition(2, mistake="dropped"),
+        lambda: Y.l1_sharp_chain_1d(mistake="constant-3L"),
+    ],
+)
+def test_unknown_mistake_raises_value_error(call) -> None:
+    with pytest.raises(ValueError, match="mistake must be None or one of"):
+        call()
+
+
+# =============================================================================
+# the sharper constant L(1 + alpha L)^2 + rho alpha (1 + alpha L)|f'|
+# =============================================================================
+
+
+def test_sharp_chain_is_proved_for_every_alpha_and_ends_at_the_sharp_constant() -> None:
+    S = Y.l1_symbols()
+    chain = Y.l1_sharp_chain_1d()
+    assert len(chain) == 3 and chain[0].gap_terms is None
+    assert all(Y.prove_step(st) for st in chain[1:])
+    k = 1 + S.alpha * S.L
+    assert sp.expand(chain[-1].rhs - (S.L * k**2 + S.rho * S.alpha * k * S.gamma)) == 0
+    upper = chain[1].box[S.alpha][1]
+    assert isinstance(upper, sp.Symbol) and upper.is_positive  # alpha in [0, A] for any A > 0
+    wrong = Y.l1_sharp_chain_1d(mistake="adapted-gradient")
+    assert Y.prove_step(wrong[2]) is False
+
+
+def test_sharp_constant_holds_beyond_one_over_l_by_finite_differences() -> None:
+    """|F''(w)| <= L(1 + aL)^2 + rho a (1 + aL)|f'(w)| for a up to 3/L, where 4L + 2 rho a|f'| fails."""
+    ridge = Y.make_ridge_family(1, n_tasks=1, seed=2, mu=0.3, amplitude=1.5)
+    task = ridge.tasks[0]
+    L, rho = ridge.L, ridge.rho
+    worst_l1 = 0.0
+    for a in (0.1 / L, 1.0 / L, 2.0 / L, 3.0 / L):
+        for w in np.linspace(-20, 20, 81):
+            d2 = O.richardson_derivative(
+                lambda x, a=a: meta.gradient([task], x, a), np.array([w]), np.ones(1)
+            )[0]
+            g = abs(task.grad(np.array([w]))[0])
+            k = 1 + a * L
+            assert abs(d2) <= (L * k**2 + rho * a * k * g) * (1 + 1e-8)
+            worst_l1 = max(worst_l1, abs(d2) / (4 * L + 2 * rho * a * g))
+    assert worst_l1 > 1.0  # L1's formula, out of its range alpha <= 1/L, is violated
+
+
+def test_concave_quadratic_attains_the_sharp_constant_for_every_alpha() -> None:
+    L = sp.Symbol("L", positive=True)
+    a = sp.Symbol("alpha", nonnegative=True)
+    F2 = Y.maml_second_derivative(-L * W1**2 / 2, W1, a)
+    assert sp.simplify(F2 + L * (1 + a * L) ** 2) == 0

@@ -773,3 +773,63 @@ def test_welsch_constants_property(d: int, n: int, seed: int, input_scale: float
     """Any shape/seed/input scale: ``L_i`` and ``rho_i`` bound the true Hessian (sympy)."""
     fam = T.make_welsch_family(d, 2, n, seed=seed, input_scale=input_scale)
     check_L_rho_bounds(fam, seed, 8, scales=(1e-3, 0.5, 2.0, 1e3))
+
+
+# =============================================================================
+# additive API: Frobenius Hessian noise, sampling without replacement
+# =============================================================================
+
+
+@pytest.mark.parametrize("kind", ["welsch", "quadratic"])
+def test_sigma_h_sq_frobenius_brute_force(kind: str) -> None:
+    """``sigma_h_sq(w, "frobenius")`` is the mean squared Frobenius deviation (explicit loops),
+    at least the operator value, and the default is unchanged (operator norm)."""
+    fam = (
+        T.make_welsch_family(3, 3, 6, seed=71, input_scale=2.0)
+        if kind == "welsch"
+        else T.make_quadratic_family(3, 3, 6, seed=71, hess_noise=0.4)
+    )
+    for w in sample_ws(fam, 72):
+        exp = []
+        for i in range(fam.n_tasks):
+            _, PH, _, H = brute_point_grads_hessians(fam, i, w)
+            exp.append(np.mean([np.sum((PH[j] - H) ** 2) for j in range(fam.n_points)]))
+        fro = fam.sigma_h_sq(w, "frobenius")
+        floor = max(term_scale(fam, i, w)[2] for i in range(fam.n_tasks))
+        assert_close(fro, np.array(exp), 1e-9, floor**2)
+        assert np.all(fam.sigma_h_sq(w, "operator") <= fro * (1 + 1e-12) + 1e-300)
+        np.testing.assert_array_equal(fam.sigma_h_sq(w), fam.sigma_h_sq(w, "operator"))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        fam.sigma_h_sq(np.zeros(3), "nuclear")
+
+
+def test_sample_points_without_replacement() -> None:
+    """``replace=False``: distinct indices per batch, uniform marginals, and the default draws
+    are unchanged (same generator state gives the same batches as before the option)."""
+    fam = T.make_welsch_family(2, 2, 7, seed=62)
+    I = fam.sample_points(np.random.default_rng(64), 3000, 5, replace=False)
+    assert I.shape == (3000, 5)
+    assert all(len(set(row)) == 5 for row in I.tolist())
+    freq = np.bincount(I.ravel(), minlength=7) / I.size
+    assert np.all(np.abs(freq - 1 / 7) <= 4 * math.sqrt((1 / 7) * (6 / 7) / I.size)), freq
+    np.testing.assert_array_equal(
+        fam.sample_points(np.random.default_rng(5), 3, 4),
+        np.random.default_rng(5).integers(0, 7, size=(3, 4)),
+    )
+    with pytest.raises(ValueError, match="size must be an integer in"):
+        fam.sample_points(np.random.default_rng(0), 2, 8, replace=False)
+    with pytest.raises(ValueError, match="replace must be True or False"):
+        fam.sample_points(np.random.default_rng(0), 2, 3, replace="no")
+
+
+def test_without_replacement_noise_by_exact_enumeration() -> None:
+    """Over all C(n, D) subsets the gradient noise is sigma_tilde^2/D * (n-D)/(n-1) (oracle)."""
+    fam = T.make_welsch_family(2, 1, 6, seed=73, input_scale=2.0)
+    w = np.array([0.3, -0.7])
+    g = fam.task_grads(w)[0]
+    for D in (1, 2, 4, 6):
+        subsets = np.array(list(itertools.combinations(range(6), D)))
+        err = fam.grads(w, np.zeros(len(subsets), dtype=int), subsets) - g
+        var = np.mean(np.sum(err**2, axis=1))
+        exp = fam.sigma_tilde_sq(w)[0] / D * (6 - D) / 5
+        assert abs(var - exp) <= 1e-12 * max(exp, 1e-3), (D, var, exp)
