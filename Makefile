@@ -9,58 +9,101 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 PYTHON ?= python3
-# Conda users: `make figures VENV=$CONDA_PREFIX` uses the active environment instead.
+# Conda users: `make figures VENV=$CONDA_PREFIX` uses the active environment instead
+# (see environment.yml); make never creates or deletes that environment.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hfmaml-installed
+# Written only when this Makefile created $(VENV); `make distclean` deletes nothing else.
+CREATED := $(VENV)/.hfmaml-created-by-make
 # Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS='--no-browser --port 8899'`.
 LAB_ARGS ?=
-# Papermill parameters for every notebook, e.g. `make figures P='-p seed 3'`.
+# Papermill parameters for `make runs`, e.g. `make runs P='-p seed 3'` (never for figures/).
 P ?=
-export P
 
 NAMES := $(sort $(basename $(notdir $(wildcard notebooks/*.ipynb))))
+# A run with the defaults leaves this stamp; any other run (other parameters, --fast,
+# interrupted, failed) removes it, so make reruns that notebook.
+RUNS := $(NAMES:%=build/stage/%/defaults.stamp)
 EXECUTED := $(NAMES:%=build/executed/%.ipynb)
-LIB := $(wildcard hfmaml_core/*.py) $(wildcard benchmarks/results/*.json)
+# book.py and __main__.py make no figure (pipeline.NOT_FIGURE_INPUTS): editing them reruns nothing.
+LIB := $(filter-out hfmaml_core/book.py hfmaml_core/__main__.py,$(wildcard hfmaml_core/*.py)) \
+  $(wildcard benchmarks/results/*.json)
 
 BENCHES := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 
-.PHONY: help figures test verify lab lint bench clean distclean FORCE
+.PHONY: help figures runs test test-lab verify book lab lint strip bench clean distclean
+
+ifneq ($(strip $(P)),)
+ifneq ($(filter figures,$(MAKECMDGOALS)),)
+$(error figures/ holds only runs with the default parameters, so `make figures` takes no P. \
+  To run every notebook with P='$(P)' (into build/stage/, not figures/): make runs P='$(P)')
+endif
+endif
 
 help:
 	@echo "make figures   run every notebook and regenerate figures/ (main job)"
 	@echo "make test      lint, unit tests and every notebook in its fast mode"
-	@echo "make verify    print figures/VERIFICATION.md; fail if a claim fails or figures are stale"
+	@echo "make test-lab JupyterLab in headless Chromium opens a stripped notebook unmodified"
+	@echo "make verify    print figures/VERIFICATION.md; fail if a claim fails, figures are stale or not from the defaults"
+	@echo "make runs      run every notebook with P='-p name value' into build/stage/ (not figures/)"
+	@echo "make strip     remove outputs from notebooks/ and write them as JupyterLab saves them"
+	@echo "make book      the reading edition in build/book/ (after make figures); SOLUTIONS=1: build/book-teachers/"
 	@echo "make lab       JupyterLab on notebooks/ with this project's kernel"
 	@echo "make lint      ruff on the library, tests and notebooks"
 	@echo "make bench     rerun the timing benchmarks; rewrites benchmarks/results/ (then make figures)"
 	@echo "make clean     remove build/ (executed notebooks, staged figures)"
-	@echo "make distclean also remove the virtual environment"
-	@echo "variables: P='-p name value' (papermill parameters), PYTHON, VENV"
+	@echo "make distclean also remove the virtual environment, if this Makefile created it"
+	@echo "variables: P='-p name value' (for make runs), PYTHON, VENV"
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 10) else "hfmaml needs Python >= 3.10; $(PYTHON) is %d.%d" % v[:2])'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || $(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 10) else "hfmaml needs Python >= 3.10; $(PYTHON) is %d.%d" % v[:2])'
+	@if [ ! -x $(PY) ]; then \
+	  if [ -e $(VENV) ]; then echo "$(VENV) exists but has no bin/python; remove it or pass another VENV" >&2; exit 1; fi; \
+	  $(PYTHON) -m venv $(VENV) && echo "created by hfmaml's Makefile; make distclean may delete $(VENV)" > $(CREATED); \
+	fi
+	@$(PY) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 10) else "hfmaml needs Python >= 3.10; $(PY) is %d.%d" % v[:2])'
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-# Rebuild notebooks whose parameters changed: the file changes only when P does.
-build/params.txt: FORCE
-	@mkdir -p build
-	@printf '%s\n' "$$P" | cmp -s - $@ || printf '%s\n' "$$P" > $@
+# One stamp per notebook, written by a run with the defaults only; the pipeline prints
+# each notebook as it starts and finishes (wall time, claim count).
+build/stage/%/defaults.stamp: notebooks/%.ipynb $(LIB) pyproject.toml | $(STAMP)
+	@$(PY) -m hfmaml_core.pipeline run $*
 
-build/executed/%.ipynb: notebooks/%.ipynb $(LIB) pyproject.toml build/params.txt | $(STAMP)
-	$(PY) -m hfmaml_core.pipeline run $* $(P)
+# The executed copies (for readers of build/) are written by the same run as the stamp.
+build/executed/%.ipynb: build/stage/%/defaults.stamp | $(STAMP)
+	@test -f $@ || $(PY) -m hfmaml_core.pipeline run $*
 
-figures: $(EXECUTED) | $(STAMP)
+figures: $(RUNS) | $(STAMP)
 	$(PY) -m hfmaml_core.pipeline collect
+
+runs: | $(STAMP)
+	@for n in $(NAMES); do $(PY) -m hfmaml_core.pipeline run $$n $(P); done
+
+# The reading edition from build/executed/ (what make figures ran): build/book/, or with
+# SOLUTIONS=1 the teachers' edition build/book-teachers/. Fails naming any notebook
+# without an executed copy; it does not run notebooks itself.
+SOLUTIONS ?=
+book: | $(STAMP)
+	$(PY) -m hfmaml_core.book $(if $(filter-out 0 no false,$(SOLUTIONS)),--solutions)
 
 verify: | $(STAMP)
 	@$(PY) -m hfmaml_core.pipeline verify
 
+# After the suite, the reading edition built from the fast runs' executed notebooks
+# (build/test/executed/, written by tests/test_notebooks.py) is checked in headless
+# Chromium; that test skips, saying why, when Chromium is not installed.
 test: | $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 -m "not browser"
+	$(PY) -m hfmaml_core.book --executed build/test/executed --out build/test/book
+	HFMAML_BOOK=build/test/book $(PY) -m pytest -p no:xdist -q -m browser tests/test_book.py
+
+# JupyterLab itself, in headless Chromium: a stripped notebook opens on the project's kernel
+# and unmodified (its control, the unstripped copy, opens modified). Slower than the suite.
+test-lab: | $(STAMP)
+	$(PY) -m pytest -p no:xdist -q -m browser tests/test_traps.py
 
 lint: | $(STAMP)
 	$(PY) -m ruff check .
@@ -70,13 +113,25 @@ lint: | $(STAMP)
 bench: | $(STAMP)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b; done
 
+strip: | $(STAMP)
+	$(PY) -m hfmaml_core.pipeline strip
+
 lab: | $(STAMP)
 	$(PY) -c 'from hfmaml_core.pipeline import ensure_kernel; ensure_kernel()'
-	JUPYTER_PATH=build/jupyter $(PY) -m jupyter lab $(LAB_ARGS) \
+	JUPYTER_PATH=build/jupyter $(PY) -m jupyterlab $(LAB_ARGS) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 clean:
 	rm -rf build
 
+# Deletes $(VENV) only if this Makefile created it (marker $(CREATED)); never a conda
+# environment or any other folder passed as VENV.
 distclean: clean
-	rm -rf $(VENV)
+	@if [ -f $(CREATED) ]; then \
+	  echo "rm -rf $(VENV)"; rm -rf $(VENV); \
+	elif [ -e $(VENV) ]; then \
+	  rm -f $(STAMP); \
+	  echo "left $(VENV) in place: this Makefile did not create it (no $(CREATED))."; \
+	  echo "  hfmaml is pip-installed there in editable mode: '$(PY) -m pip uninstall hfmaml' removes it;"; \
+	  echo "  a conda environment is removed with 'conda env remove -n hfmaml'."; \
+	fi

@@ -101,3 +101,16 @@ def test_readme_maps_every_notebook_and_figure():
             assert re.search(rf"\b{item}\b", row), f"README row of {name} does not cite {item}"
     for pdf in (p for p in FIG.glob("*.pdf")):
         assert pdf.stem in readme, f"README does not mention figure {pdf.stem}"
+
+
+def test_readme_findings_table_is_the_one_the_committed_claims_give():
+    """README's findings table is written by `make figures`; it never lags the claims."""
+    readme = (paths.ROOT / "README.md").read_text()
+    claims = json.loads((FIG / "claims.json").read_text())["claims"]
+    assert pipeline.readme_with_findings(readme, claims) == readme, (
+        "README's findings table differs from figures/claims.json: run `make figures`"
+    )
+    findings = [c for c in claims if c["kind"] == "finding"]
+    assert findings, "no findings"
+    for c in findings:
+        assert f"`{c['notebook']}:{c['id']}`" in readme

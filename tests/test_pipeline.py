@@ -251,7 +251,7 @@ def test_collect_refuses_missing_or_stale_runs_before_writing(tmp_path):
     figdir = tmp_path / "figures"
     figdir.mkdir()
     (figdir / "keep.pdf").write_bytes(b"old")
-    with pytest.raises(SystemExit, match="has not been run"):
+    with pytest.raises(SystemExit, match="has no complete staged run"):
         pipeline.collect(tmp_path / "stage", figdir)
     for name in names:
         _stage_fake_run(tmp_path / "stage", name)
@@ -294,3 +294,59 @@ def test_parameter_values_parse_like_papermill():
     assert pipeline.parse_value("True") is True
     assert pipeline.parse_value("welsch") == "welsch"
     assert pipeline.parse_value("[1, 2]") == [1, 2]
+
+
+def test_readme_findings_table_is_written_between_its_markers_only():
+    begin, end = pipeline.README_FINDINGS
+    rec = ClaimRecorder("nb")
+    rec.check("f", "T2", "a | b", kind="finding", measured=0.1, bound=0.01, relation=">=",
+              control=_ctl(1e-15))  # fmt: skip
+    rec.check("k", None, "setup", kind="check", measured=0.0, bound=1.0)
+    claims = [c.as_dict() for c in rec.claims]
+    text = f"intro\n{begin}\nold table\n{end}\nrest\n"
+    out = pipeline.readme_with_findings(text, claims)
+    assert out.startswith(f"intro\n{begin}\n| claim |") and out.endswith(f"{end}\nrest\n")
+    assert "`nb:f`" in out and "`nb:k`" not in out and "a \\| b" in out and "old table" not in out
+    assert pipeline.readme_with_findings(out, claims) == out
+    for bad in ("no markers", f"{end}\n{begin}", f"{begin}{begin}{end}"):
+        with pytest.raises(ValueError, match="markers"):
+            pipeline.readme_with_findings(bad, claims)
+
+
+def test_savefig_in_a_notebook_shows_the_saved_png_and_closes_the_figure(out, monkeypatch):
+    """Inside a kernel the reader sees exactly the PNG written, and the figure is not drawn again."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(plotting, "_in_kernel", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    fig = _fig()
+    assert plt.fignum_exists(fig.number)
+    written = plotting.savefig(fig, "shown")
+    png = next(p for p in written if p.suffix == ".png").read_bytes()
+    assert len(shown) == 1 and shown[0].data == png
+    width = int.from_bytes(png[16:20], "big")
+    assert shown[0].width == round(width * plotting.RC["figure.dpi"] / 300)
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_savefig_outside_a_notebook_leaves_the_figure_open(out):
+    fig = _fig()
+    plotting.savefig(fig, "kept")
+    assert plt.fignum_exists(fig.number)
+    plt.close(fig)
+
+
+def test_collect_rewrites_only_the_readme_it_is_given(tmp_path):
+    names = pipeline.notebook_names()
+    for name in names:
+        _stage_fake_run(tmp_path / "stage", name)
+    begin, end = pipeline.README_FINDINGS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{begin}\nstale\n{end}\n")
+    before = (paths.ROOT / "README.md").read_bytes()
+    assert pipeline.collect(tmp_path / "stage", tmp_path / "figures") == 0
+    assert "stale" in readme.read_text()  # not passed: untouched
+    assert pipeline.collect(tmp_path / "stage", tmp_path / "figures", readme=readme) == 0
+    assert "stale" not in readme.read_text() and "| claim |" in readme.read_text()
+    assert (paths.ROOT / "README.md").read_bytes() == before
