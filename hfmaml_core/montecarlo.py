@@ -22,11 +22,9 @@ Estimators (all vectorised over draws; draws are processed in chunks to bound me
 * :func:`step_moments` -- :math:`L(w)\,E[1/\tilde L(w)]` and :math:`L(w)^2 E[1/\tilde L(w)^2]`
   (THEORY L2), from :func:`hfmaml_core.stepsize.lipschitz_estimate` and
   :func:`hfmaml_core.meta.smoothness_bound`.
-* :func:`adapted_gradients`, :func:`l3_bias`, :func:`l3_error_norm`,
-  :func:`l3_second_moment` -- the adapted gradient
+* :func:`adapted_gradients`, :func:`l3_bias`, :func:`l3_second_moment` -- the adapted gradient
   :math:`\tilde\nabla f_i(w - \alpha\tilde\nabla f_i(w, D_{in}), D_o)`, its bias
-  :math:`\|e_i\|` (optionally with a control variate), its mean error norm and its second
-  moment (THEORY L3).
+  :math:`\|e_i\|` (optionally with a control variate) and its second moment (THEORY L3).
 * :func:`empirical_meta_gradients`, :func:`l4_gap` -- draws of the gradient of the
   empirical objective :math:`\hat F` and :math:`\|\nabla\hat F(w) - \nabla F(w)\|` (THEORY L4).
 
@@ -63,7 +61,6 @@ __all__ = [
     "empirical_meta_gradients",
     "holds",
     "l3_bias",
-    "l3_error_norm",
     "l3_second_moment",
     "l4_gap",
     "loglog_slope",
@@ -512,35 +509,6 @@ def l3_bias(
         eps = inner - g
         draws = draws + a * family._hvps(np.broadcast_to(u, eps.shape), eps, np.full(n, t), None)
     return norm_of_mean(draws, target)
-
-
-def l3_error_norm(
-    family: TaskFamily,
-    w: object,
-    task: int,
-    alpha: float,
-    rng: np.random.Generator,
-    n_draws: int,
-    d_in: int,
-) -> Estimate:
-    r"""Estimate of the mean error norm :math:`E\|\nabla f_i(\hat w) - \nabla f_i(u)\|` (THEORY L3).
-
-    .. math:: \hat w = w - \alpha\tilde\nabla f_i(w, D_{in}), \qquad u = w - \alpha\nabla f_i(w),
-
-    the quantity the Lipschitz step of L3's proof bounds,
-    :math:`E\|\nabla f_i(\hat w) - \nabla f_i(u)\| \le \alpha L\,E\|\varepsilon\|
-    \le \alpha L\tilde\sigma/\sqrt{D_{in}}`. Unlike the bias :math:`\|e_i\|`
-    (:func:`l3_bias`, the norm of the *mean* error) it keeps the term linear in the batch
-    noise and so decays like :math:`D_{in}^{-1/2}`: it is the natural control for a claim
-    that the bias decays faster. Plain sample mean and s.e. (:func:`mean`).
-    """
-    wa, a, n = _check_common(family, w, alpha, rng, n_draws)
-    t = V.integer("task", task, lo=0, hi=family.n_tasks - 1)
-    di = V.integer("d_in", d_in)
-    _, draws = _adapted(family, wa, t, a, rng, n, di, None)
-    T = np.array([t])
-    target = family._grads(wa[None] - a * family._grads(wa[None], T, None), T, None)[0]
-    return mean(np.linalg.norm(draws - target, axis=1))
 
 
 def l3_second_moment(

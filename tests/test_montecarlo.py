@@ -258,23 +258,6 @@ def test_l3_bias_with_the_linear_control_variate_matches_exact_enumeration():
     assert w32[0].se < 0.5 * w32[1].se
 
 
-def test_l3_error_norm_matches_exact_enumeration():
-    fam = tiny_welsch()
-    w, t, alpha, D = np.array([0.7, 0.2]), 0, 0.8 / fam.L, 2
-    u = w - alpha * welsch_grad(fam, t, w)
-    target = welsch_grad(fam, t, u)
-    exact = np.mean(
-        [
-            np.linalg.norm(welsch_grad(fam, t, w - alpha * welsch_grad(fam, t, w, b)) - target)
-            for b in batches(3, D)
-        ]
-    )
-    est = mc.l3_error_norm(fam, w, t, alpha, np.random.default_rng(3), 50_000, D)
-    assert abs(est.value - exact) < Z * est.se
-    bias = mc.l3_bias(fam, w, t, alpha, np.random.default_rng(3), 50_000, D)
-    assert bias.value <= est.value + Z * est.se  # |E x| <= E|x|
-
-
 def test_adapted_gradients_across_chunk_boundaries(monkeypatch):
     """Small chunks (many loop iterations) give the same expectation."""
     monkeypatch.setattr(mc, "_CHUNK_ELEMENTS", 64)
@@ -486,7 +469,6 @@ def test_same_seed_same_numbers():
         (lambda f, r: mc.control_kwargs(mc.Estimate(1.0, 0.1), "c", relation="=="), "relation"),
         (lambda f, r: mc.control_kwargs(mc.Estimate(1.0, -1), "c", relation="<"), "estimate.se"),
         (lambda f, r: mc.l3_bias(f, np.zeros(2), 0, 0.1, r, 10, 2, linear_control=1), "linear"),
-        (lambda f, r: mc.l3_error_norm(f, np.zeros(2), 5, 0.1, r, 10, 2), "task"),
         (lambda f, r: mc.l4_gap(f, np.zeros(2), 0.1, r, 10, 1, hessian="no"), "hessian"),
         (lambda f, r: mc.loglog_slope([1.0, 2.0], [mc.Estimate(0.0, 0.1)] * 2), "estimates"),
     ],
