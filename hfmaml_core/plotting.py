@@ -21,7 +21,17 @@ from matplotlib.figure import Figure
 from . import paths
 from ._io import write_atomic
 
-__all__ = ["COLUMN", "METHOD_COLORS", "PAGE", "PALETTE", "RC", "figure", "savefig", "use_style"]
+__all__ = [
+    "COLUMN",
+    "METHOD_COLORS",
+    "PAGE",
+    "PALETTE",
+    "RC",
+    "figure",
+    "log_axes",
+    "savefig",
+    "use_style",
+]
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 PAGE = 7.0  # inches: full text width
@@ -162,3 +172,26 @@ def _show_in_notebook(fig: Figure, png: bytes, dpi: int) -> None:
     width_px = int.from_bytes(png[16:20], "big")  # the PNG header's IHDR width
     display(Image(data=png, width=round(width_px * RC["figure.dpi"] / dpi)))
     plt.close(fig)
+
+
+def log_axes(
+    ax: object,
+    xsubs: tuple[float, ...] | None = (1.0, 2.0, 5.0),
+    ysubs: tuple[float, ...] | None = (1.0, 2.0, 5.0),
+) -> None:
+    """Log-log axes, the notebooks' one way.
+
+    With ``xsubs``/``ysubs`` (mantissas, default 1, 2, 5): major ticks at
+    ``subs × 10^k`` labelled as plain numbers (``0.02``, ``5e-5``), no minor labels.
+    With ``None`` for an axis: matplotlib's decade ticks (``10^k``, at most 10 of them).
+    """
+    from matplotlib import ticker
+
+    ax.set(xscale="log", yscale="log")
+    for axis, subs in ((ax.xaxis, xsubs), (ax.yaxis, ysubs)):
+        if subs is None:
+            axis.set_major_locator(ticker.LogLocator(numticks=10))
+            continue
+        axis.set_major_locator(ticker.LogLocator(subs=subs))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}".replace("e-0", "e-")))
+        axis.set_minor_formatter(ticker.NullFormatter())
