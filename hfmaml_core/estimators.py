@@ -24,7 +24,7 @@ measures.
 Everything is vectorised over the tasks of the batch *and* over independent runs: ``W`` holds
 one point per run, shape ``(R, d)``, and all ``R * B`` (run, task) pairs go through the task
 family's private batch kernels in one call per quantity. HF-MAML evaluates its two perturbed
-gradients in a single call (``_central_differences``: each task's batch :math:`D_h^i` is read once
+gradients in a single call (``central_difference_kernel``: each task's batch :math:`D_h^i` is read once
 for both points :math:`w\pm\delta_i g_i`). MAML's ``"matrix"`` mode forms the Hessians in
 chunks of rows, so that memory stays :math:`O(d^2)` rather than :math:`O(B d^2)`.
 
@@ -280,10 +280,10 @@ def _outer_gradients(
     T, weights, B, idx = _sample(family, rng, R, cfg)
     Wr = np.broadcast_to(W[:, None], (R, B, d)).reshape(R * B, d)  # a view when R = 1
     # the kernels return new arrays: update them in place (same bits as Wr - a * g_in)
-    w_hat = family._grads(Wr, T, idx["d_in"])
+    w_hat = family.grad_kernel(Wr, T, idx["d_in"])
     w_hat *= -a
     w_hat += Wr
-    G = family._grads(w_hat, T, idx["d_o"])
+    G = family.grad_kernel(w_hat, T, idx["d_o"])
     return Wr, T, weights, B, idx, G
 
 
@@ -304,7 +304,7 @@ def _hf_differences(
     norms = np.sqrt(np.einsum("bd,bd->b", G, G))
     deltas = _deltas(cfg["delta"], family.rho, cfg["alpha"], norms)
     # both perturbed gradients on D_h in one call, which reads each batch's data once
-    return family._central_differences(Wr, G, deltas, T, idx_h), norms, deltas
+    return family.central_difference_kernel(Wr, G, deltas, T, idx_h), norms, deltas
 
 
 def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict) -> Direction:
@@ -326,7 +326,7 @@ def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg:
                 HG = _hessian_times(family, Wr, G, T, idx_h)
                 work = work + Work(hessians=B * n_h)
             else:
-                HG = family._hvps(Wr, G, T, idx_h)
+                HG = family.hvp_kernel(Wr, G, T, idx_h)
                 work = work + Work(hvps=B * n_h)
         else:
             HG, _, deltas = _hf_differences(family, Wr, G, T, idx_h, cfg)
@@ -353,7 +353,7 @@ def _hessian_times(
     out = np.empty_like(G)
     for start in range(0, len(T), rows):  # chunks of (run, task) rows, not data points
         sl = slice(start, start + rows)
-        H = family._hessians(W[sl], T[sl], None if idx is None else idx[sl])
+        H = family.hessian_kernel(W[sl], T[sl], None if idx is None else idx[sl])
         out[sl] = np.matmul(H, G[sl, :, None])[:, :, 0]
         del H  # free it before the next chunk's Hessians are formed
     return out
@@ -578,7 +578,7 @@ def hessian_term_error(
     R = Wa.shape[0]
     Wr, T, _, B, idx, G = _outer_gradients(family, Wa, rng, cfg)  # the draws of direction()
     err, norms, _ = _hf_differences(family, Wr, G, T, idx["d_h"], cfg)
-    err -= family._hvps(Wr, G, T, idx["d_h"])
+    err -= family.hvp_kernel(Wr, G, T, idx["d_h"])
     with np.errstate(invalid="ignore", divide="ignore"):
         out = cfg["alpha"] * np.sqrt(np.einsum("bd,bd->b", err, err)) / norms
     return np.where(norms > 0, out, np.nan).reshape(R, B)

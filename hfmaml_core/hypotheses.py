@@ -369,25 +369,25 @@ class DiagonalCurvatureFamily(TaskFamily):
             return np.ones((T.size, self.dim))
         return self.S[T[:, None], idx].mean(axis=1)
 
-    def _losses(self, W, T, idx):
+    def loss_kernel(self, W, T, idx):
         return 0.5 * np.einsum("bd,bd->b", self._curv(T, idx), (W - self.c[T]) ** 2)
 
-    def _grads(self, W, T, idx):
+    def grad_kernel(self, W, T, idx):
         return self._curv(T, idx) * (W - self.c[T])
 
-    def _hessians(self, W, T, idx):
+    def hessian_kernel(self, W, T, idx):
         s = self._curv(T, idx)
         out = np.zeros((T.size, self.dim, self.dim))
         out[:, np.arange(self.dim), np.arange(self.dim)] = s
         return out
 
-    def _hvps(self, W, Vv, T, idx):
+    def hvp_kernel(self, W, Vv, T, idx):
         return self._curv(T, idx) * Vv
 
-    def _point_grads(self, w, t):
+    def point_grad_kernel(self, w, t):
         return self.S[t] * (w - self.c[t])
 
-    def _point_hessians(self, w, t):
+    def point_hessian_kernel(self, w, t):
         out = np.zeros((self.n_points, self.dim, self.dim))
         out[:, np.arange(self.dim), np.arange(self.dim)] = self.S[t]
         return out
@@ -474,13 +474,13 @@ def moments(family: TaskFamily, W: object, *, operator: bool = True) -> dict:
         Wp = np.repeat(Wt, n, axis=0)  # (k m n, d): every data point of every task
         Tp = np.repeat(Tt, n)
         idx = np.tile(np.arange(n), k * m)[:, None]
-        G = family._grads(Wt, Tt, None).reshape(k, m, d)  # population gradients
+        G = family.grad_kernel(Wt, Tt, None).reshape(k, m, d)  # population gradients
         task_dev = G - np.einsum("m,kmd->kd", family.probs, G)[:, None, :]
         sig[sl] = np.einsum("m,kmd,kmd->k", family.probs, task_dev, task_dev)
-        dev = family._grads(Wp, Tp, idx).reshape(k, m, n, d) - G[:, :, None, :]
+        dev = family.grad_kernel(Wp, Tp, idx).reshape(k, m, n, d) - G[:, :, None, :]
         st[sl] = np.einsum("kmnd,kmnd->km", dev, dev) / n
-        Hbar = family._hessians(Wt, Tt, None).reshape(k, m, d, d)  # population Hessians
-        Hd = family._hessians(Wp, Tp, idx).reshape(k, m, n, d, d) - Hbar[:, :, None]
+        Hbar = family.hessian_kernel(Wt, Tt, None).reshape(k, m, d, d)  # population Hessians
+        Hd = family.hessian_kernel(Wp, Tp, idx).reshape(k, m, n, d, d) - Hbar[:, :, None]
         fro[sl] = np.einsum("kmnij,kmnij->km", Hd, Hd) / n
         if operator:  # symmetric: the operator norm is the largest |eigenvalue|
             op[sl] = (np.abs(np.linalg.eigvalsh(Hd)).max(axis=-1) ** 2).mean(axis=2)

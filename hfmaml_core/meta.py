@@ -151,7 +151,7 @@ def smoothness_bound(family: object, w: object, alpha: object) -> np.ndarray | f
 def _mean_task_gradient_norm(family: object, Wa: np.ndarray) -> np.ndarray:
     r""":math:`E_i\|\nabla f_i(w)\|` at every row of ``Wa`` (one call to the kernels)."""
     Wr, T = _pairs(family, Wa)
-    norms = np.linalg.norm(family._grads(Wr, T, None), axis=1).reshape(len(Wa), -1)  # type: ignore[attr-defined]
+    norms = np.linalg.norm(family.grad_kernel(Wr, T, None), axis=1).reshape(len(Wa), -1)  # type: ignore[attr-defined]
     return norms @ family.probs  # type: ignore[attr-defined]
 
 
@@ -231,8 +231,8 @@ def family_objective(family: object, W: object, alpha: object) -> np.ndarray | f
     """
     Wa, a, single = _family_points(family, W, alpha)
     Wr, T = _pairs(family, Wa)
-    U = Wr - a * family._grads(Wr, T, None)  # type: ignore[attr-defined]
-    vals = family._losses(U, T, None).reshape(len(Wa), -1) @ family.probs  # type: ignore[attr-defined]
+    U = Wr - a * family.grad_kernel(Wr, T, None)  # type: ignore[attr-defined]
+    vals = family.loss_kernel(U, T, None).reshape(len(Wa), -1) @ family.probs  # type: ignore[attr-defined]
     return float(vals[0]) if single else vals
 
 
@@ -250,8 +250,8 @@ def family_gradient(family: object, W: object, alpha: object) -> np.ndarray:
     """
     Wa, a, single = _family_points(family, W, alpha)
     Wr, T = _pairs(family, Wa)
-    G_out = family._grads(Wr - a * family._grads(Wr, T, None), T, None)  # type: ignore[attr-defined]
-    dirs = G_out - a * family._hvps(Wr, G_out, T, None)  # type: ignore[attr-defined]
+    G_out = family.grad_kernel(Wr - a * family.grad_kernel(Wr, T, None), T, None)  # type: ignore[attr-defined]
+    dirs = G_out - a * family.hvp_kernel(Wr, G_out, T, None)  # type: ignore[attr-defined]
     S, d = Wa.shape
     out = np.einsum("smd,m->sd", dirs.reshape(S, -1, d), family.probs)  # type: ignore[attr-defined]
     return out[0] if single else out

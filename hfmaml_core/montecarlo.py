@@ -362,27 +362,27 @@ class KinkFamily(TaskFamily):
             return np.zeros((T.size, self.dim))
         return self.b[T[:, None], idx].mean(axis=1)
 
-    def _losses(self, W, T, idx):
+    def loss_kernel(self, W, T, idx):
         diff = W - self.c[T]
         quad = 0.5 * np.einsum("bd,bd->b", self._curv(diff) * diff, diff)
         return quad + np.einsum("bd,bd->b", self._noise(T, idx), diff)
 
-    def _grads(self, W, T, idx):
+    def grad_kernel(self, W, T, idx):
         diff = W - self.c[T]
         return self._curv(diff) * diff + self._noise(T, idx)
 
-    def _hessians(self, W, T, idx):
+    def hessian_kernel(self, W, T, idx):
         curv = self._curv(W - self.c[T])
         return curv[:, :, None] * np.eye(self.dim)
 
-    def _hvps(self, W, Vv, T, idx):
+    def hvp_kernel(self, W, Vv, T, idx):
         return self._curv(W - self.c[T]) * Vv
 
-    def _point_grads(self, w, t):
+    def point_grad_kernel(self, w, t):
         diff = w - self.c[t]
         return self._curv(diff) * diff + self.b[t]
 
-    def _point_hessians(self, w, t):
+    def point_hessian_kernel(self, w, t):
         H = self._curv(w - self.c[t])[:, None] * np.eye(self.dim)
         return np.broadcast_to(H, (self.n_points, self.dim, self.dim)).copy()
 
@@ -459,10 +459,12 @@ def _adapted(
     for start in range(0, n, per):  # loop over chunks of draws; each chunk is vectorised
         k = min(per, n - start)
         T = np.full(k, t)
-        G = family._grads(np.broadcast_to(wa, (k, family.dim)), T, family.sample_points(rng, k, di))
+        G = family.grad_kernel(
+            np.broadcast_to(wa, (k, family.dim)), T, family.sample_points(rng, k, di)
+        )
         idx_o = None if do is None else family.sample_points(rng, k, do)
         inner[start : start + k] = G
-        out[start : start + k] = family._grads(wa - a * G, T, idx_o)
+        out[start : start + k] = family.grad_kernel(wa - a * G, T, idx_o)
     return inner, out
 
 
@@ -502,12 +504,14 @@ def l3_bias(
         raise ValueError(f"linear_control must be True or False; got {linear_control!r}")
     inner, draws = _adapted(family, wa, t, a, rng, n, di, None)
     T = np.array([t])
-    g = family._grads(wa[None], T, None)
+    g = family.grad_kernel(wa[None], T, None)
     u = wa[None] - a * g
-    target = family._grads(u, T, None)[0]
+    target = family.grad_kernel(u, T, None)[0]
     if linear_control:
         eps = inner - g
-        draws = draws + a * family._hvps(np.broadcast_to(u, eps.shape), eps, np.full(n, t), None)
+        draws = draws + a * family.hvp_kernel(
+            np.broadcast_to(u, eps.shape), eps, np.full(n, t), None
+        )
     return norm_of_mean(draws, target)
 
 
@@ -575,8 +579,8 @@ def empirical_meta_gradients(
         T = np.tile(np.arange(m), k)
         W = np.broadcast_to(wa, (k * m, d))
         idx = family.sample_points(rng, k * m, D)
-        g_out = family._grads(W - a * family._grads(W, T, idx), T, None)
-        dirs = g_out - a * family._hvps(W, g_out, T, idx) if hessian else g_out
+        g_out = family.grad_kernel(W - a * family.grad_kernel(W, T, idx), T, None)
+        dirs = g_out - a * family.hvp_kernel(W, g_out, T, idx) if hessian else g_out
         out[start : start + k] = np.einsum("kmd,m->kd", dirs.reshape(k, m, d), family.probs)
     return out
 

@@ -341,7 +341,7 @@ def _lipschitz(
         if batch_points is None
         else rng.integers(0, family.n_points, size=(R * bt, batch_points))
     )
-    G = family._grads(np.repeat(W, bt, axis=0), T, idx)
+    G = family.grad_kernel(np.repeat(W, bt, axis=0), T, idx)
     means = np.linalg.norm(G, axis=1).reshape(R, bt) @ weights
     return 4.0 * family.L + 2.0 * family.rho * alpha * means
 

@@ -67,7 +67,7 @@ def lipschitz_estimate(
         k = min(per_chunk, n - start)
         T = family.sample_tasks(rng, k * bt)
         idx = family.sample_points(rng, k * bt, bp)
-        G = family._grads(np.broadcast_to(wa, (k * bt, family.dim)), T, idx)
+        G = family.grad_kernel(np.broadcast_to(wa, (k * bt, family.dim)), T, idx)
         means[start : start + k] = np.linalg.norm(G, axis=1).reshape(k, bt).mean(axis=1)
     return 4.0 * family.L + 2.0 * family.rho * a * means
 

@@ -988,30 +988,30 @@ class RidgeFamily(TaskFamily):
     def _r(self, W: np.ndarray, T: np.ndarray) -> np.ndarray:
         return np.einsum("bd,bd->b", W, self.a[T]) - self.s[T]
 
-    def _losses(self, W, T, idx):
+    def loss_kernel(self, W, T, idx):
         diff = W - self.c[T]
         return 0.5 * self.mu * np.einsum("bd,bd->b", diff, diff) + self.b[T] * self._psi_k(
             0, self._r(W, T)
         )
 
-    def _grads(self, W, T, idx):
+    def grad_kernel(self, W, T, idx):
         coef = self.b[T] * self._psi_k(1, self._r(W, T))
         return self.mu * (W - self.c[T]) + coef[:, None] * self.a[T]
 
-    def _hessians(self, W, T, idx):
+    def hessian_kernel(self, W, T, idx):
         coef = self.b[T] * self._psi_k(2, self._r(W, T))
         A = self.a[T]
         return self.mu * np.eye(self.dim) + coef[:, None, None] * np.einsum("bd,be->bde", A, A)
 
-    def _hvps(self, W, Vv, T, idx):
+    def hvp_kernel(self, W, Vv, T, idx):
         coef = self.b[T] * self._psi_k(2, self._r(W, T)) * np.einsum("bd,bd->b", self.a[T], Vv)
         return self.mu * Vv + coef[:, None] * self.a[T]
 
-    def _point_grads(self, w, t):
-        return self._grads(w[None], np.array([t]), None)
+    def point_grad_kernel(self, w, t):
+        return self.grad_kernel(w[None], np.array([t]), None)
 
-    def _point_hessians(self, w, t):
-        return self._hessians(w[None], np.array([t]), None)
+    def point_hessian_kernel(self, w, t):
+        return self.hessian_kernel(w[None], np.array([t]), None)
 
 
 def make_ridge_family(

@@ -97,9 +97,9 @@ def welsch(r: np.ndarray, order: int = 0) -> np.ndarray:
 class TaskFamily(ABC):
     """A finite family of tasks with probabilities, each with a finite data set.
 
-    Subclasses implement the private vectorised kernels ``_losses``, ``_grads``,
-    ``_hessians``, ``_hvps``, ``_point_grads`` and ``_point_hessians`` (and may override
-    ``_central_differences``, HF-MAML's two perturbed gradients); this class validates
+    Subclasses implement the unchecked vectorised kernels ``loss_kernel``, ``grad_kernel``,
+    ``hessian_kernel``, ``hvp_kernel``, ``point_grad_kernel`` and ``point_hessian_kernel`` (and may override
+    ``central_difference_kernel``, HF-MAML's two perturbed gradients); this class validates
     arguments and derives the exact moments of THEORY A4 and A5. The kernels return new
     arrays, which callers (the estimators) may update in place.
 
@@ -150,22 +150,24 @@ class TaskFamily(ABC):
         """``rho = max_i rho_i`` (THEORY A3)."""
         return float(np.max(self.rho_tasks))
 
-    # ------------------------------------------------------------ private kernels
+    # ------------------------------------------------------------ kernels (unchecked; what a family implements)
     @abstractmethod
-    def _losses(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+    def loss_kernel(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
 
     @abstractmethod
-    def _grads(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+    def grad_kernel(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
 
     @abstractmethod
-    def _hessians(self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray: ...
+    def hessian_kernel(
+        self, W: np.ndarray, T: np.ndarray, idx: np.ndarray | None
+    ) -> np.ndarray: ...
 
     @abstractmethod
-    def _hvps(
+    def hvp_kernel(
         self, W: np.ndarray, Vv: np.ndarray, T: np.ndarray, idx: np.ndarray | None
     ) -> np.ndarray: ...
 
-    def _central_differences(
+    def central_difference_kernel(
         self,
         W: np.ndarray,
         G: np.ndarray,
@@ -180,12 +182,12 @@ class TaskFamily(ABC):
                   - \tilde\nabla f_{T_b}(W_b - \delta_b G_b, D_b)}{2\delta_b},
 
         both gradients on the same data batch, ``delta`` of shape (B,). This default stacks
-        the ``2B`` points into one :meth:`_grads` call; families override it to read each
+        the ``2B`` points into one :meth:`grad_kernel` call; families override it to read each
         batch's data once for both points.
         """
         n = W.shape[0]
         S = delta[:, None] * G
-        both = self._grads(
+        both = self.grad_kernel(
             np.concatenate([W + S, W - S]),
             np.concatenate([T, T]),
             None if idx is None else np.concatenate([idx, idx]),
@@ -193,10 +195,10 @@ class TaskFamily(ABC):
         return (both[:n] - both[n:]) / (2.0 * delta[:, None])
 
     @abstractmethod
-    def _point_grads(self, w: np.ndarray, t: int) -> np.ndarray: ...
+    def point_grad_kernel(self, w: np.ndarray, t: int) -> np.ndarray: ...
 
     @abstractmethod
-    def _point_hessians(self, w: np.ndarray, t: int) -> np.ndarray: ...
+    def point_hessian_kernel(self, w: np.ndarray, t: int) -> np.ndarray: ...
 
     # ---------------------------------------------------------------- validation
     def _check_batch(
@@ -235,18 +237,18 @@ class TaskFamily(ABC):
         t = V.integer("task", task, lo=0, hi=self.n_tasks - 1)
         return V.array("w", w, shape=(self.dim,)), t
 
-    # ------------------------------------------------------------ public kernels
+    # ------------------------------------------------------------ checked wrappers
     def losses(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
         """Loss of task ``tasks[b]`` at ``W[b]`` on data ``idx[b]`` (``None``: exact), shape (B,)."""
-        return self._losses(*self._check_batch(W, tasks, idx))
+        return self.loss_kernel(*self._check_batch(W, tasks, idx))
 
     def grads(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
         """Gradients, shape (B, d); ``idx=None`` gives the exact (population) gradient."""
-        return self._grads(*self._check_batch(W, tasks, idx))
+        return self.grad_kernel(*self._check_batch(W, tasks, idx))
 
     def hessians(self, W: object, tasks: object, idx: object = None) -> np.ndarray:
         """Hessians, shape (B, d, d). Costs ``O(B D d^2)``."""
-        return self._hessians(*self._check_batch(W, tasks, idx))
+        return self.hessian_kernel(*self._check_batch(W, tasks, idx))
 
     def hvps(self, W: object, Vs: object, tasks: object, idx: object = None) -> np.ndarray:
         """Exact Hessian-vector products ``H_b V[b]`` without forming ``H_b``, shape (B, d)."""
@@ -256,7 +258,7 @@ class TaskFamily(ABC):
             Va = np.broadcast_to(V.array("V", Va, shape=(self.dim,)), Wa.shape)
         else:
             Va = V.array("V", Va, shape=Wa.shape)
-        return self._hvps(Wa, Va, T, I)
+        return self.hvp_kernel(Wa, Va, T, I)
 
     # ------------------------------------------------------------------ sampling
     def sample_tasks(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -291,14 +293,14 @@ class TaskFamily(ABC):
         """Exact gradients of all ``m`` tasks at ``w``, shape (m, d)."""
         wa = V.array("w", w, shape=(self.dim,))
         T = np.arange(self.n_tasks)
-        return self._grads(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+        return self.grad_kernel(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
 
     def mean_loss(self, w: object) -> float:
         """``f(w) = E_i f_i(w)`` (THEORY Setting)."""
         wa = V.array("w", w, shape=(self.dim,))
         T = np.arange(self.n_tasks)
         return float(
-            self.probs @ self._losses(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+            self.probs @ self.loss_kernel(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
         )
 
     def mean_grad(self, w: object) -> np.ndarray:
@@ -320,7 +322,7 @@ class TaskFamily(ABC):
         G = self.task_grads(wa)
         out = np.empty(self.n_tasks)
         for t in range(self.n_tasks):  # loop over tasks; each term is vectorised over data
-            dev = self._point_grads(wa, t) - G[t]
+            dev = self.point_grad_kernel(wa, t) - G[t]
             out[t] = np.einsum("nd,nd->", dev, dev) / self.n_points
         return out
 
@@ -337,21 +339,21 @@ class TaskFamily(ABC):
         V.choice("norm", norm, ["frobenius", "operator"])
         wa = V.array("w", w, shape=(self.dim,))
         T = np.arange(self.n_tasks)
-        H = self._hessians(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
+        H = self.hessian_kernel(np.broadcast_to(wa, (self.n_tasks, self.dim)), T, None)
         out = np.empty(self.n_tasks)
         order = 2 if norm == "operator" else "fro"
         for t in range(self.n_tasks):
-            dev = self._point_hessians(wa, t) - H[t]
+            dev = self.point_hessian_kernel(wa, t) - H[t]
             out[t] = np.mean(np.linalg.norm(dev, ord=order, axis=(1, 2)) ** 2)
         return out
 
     def point_grads(self, w: object, task: object) -> np.ndarray:
         """Per-data-point gradients of one task, shape (n, d)."""
-        return self._point_grads(*self._check_point(w, task))
+        return self.point_grad_kernel(*self._check_point(w, task))
 
     def point_hessians(self, w: object, task: object) -> np.ndarray:
         """Per-data-point Hessians of one task, shape (n, d, d)."""
-        return self._point_hessians(*self._check_point(w, task))
+        return self.point_hessian_kernel(*self._check_point(w, task))
 
     def __repr__(self) -> str:
         return (
@@ -506,25 +508,25 @@ class QuadraticFamily(TaskFamily):
         diff = W - self.c[T]
         return diff, self._matvec(T, diff)
 
-    def _losses(self, W, T, idx):
+    def loss_kernel(self, W, T, idx):
         s, b = self._batch_means(T, idx)
         diff, Ad = self._residual(W, T)
         return 0.5 * s * np.einsum("bd,bd->b", diff, Ad) + np.einsum("bd,bd->b", b, diff)
 
-    def _grads(self, W, T, idx):
+    def grad_kernel(self, W, T, idx):
         s, b = self._batch_means(T, idx)
         _, Ad = self._residual(W, T)
         return s[:, None] * Ad + b
 
-    def _hessians(self, W, T, idx):
+    def hessian_kernel(self, W, T, idx):
         s, _ = self._batch_means(T, idx)
         return s[:, None, None] * self.A[T]
 
-    def _hvps(self, W, Vv, T, idx):
+    def hvp_kernel(self, W, Vv, T, idx):
         s, _ = self._batch_means(T, idx)
         return s[:, None] * self._matvec(T, Vv)
 
-    def _central_differences(self, W, G, delta, T, idx):
+    def central_difference_kernel(self, W, G, delta, T, idx):
         s, b = self._batch_means(T, idx)  # the data batch is read once for both points
         n = W.shape[0]
         S = delta[:, None] * G
@@ -532,11 +534,11 @@ class QuadraticFamily(TaskFamily):
         Ad = self._matvec(TT, np.concatenate([W + S, W - S]) - self.c[TT])
         return ((s[:, None] * Ad[:n] + b) - (s[:, None] * Ad[n:] + b)) / (2.0 * delta[:, None])
 
-    def _point_grads(self, w, t):
+    def point_grad_kernel(self, w, t):
         Ad = self.A[t] @ (w - self.c[t])
         return self.s[t][:, None] * Ad + self.b[t]
 
-    def _point_hessians(self, w, t):
+    def point_hessian_kernel(self, w, t):
         return self.s[t][:, None, None] * self.A[t]
 
 
@@ -680,14 +682,14 @@ class WelschRegressionFamily(TaskFamily):
         X, y = self._data(T, idx)
         return X, _rows_times(X, W) - y
 
-    def _losses(self, W, T, idx):
+    def loss_kernel(self, W, T, idx):
         return self._blocked(self._losses_block, W, T, idx)
 
     def _losses_block(self, W, T, idx):
         _, r = self._residuals(W, T, idx)
         return welsch(r, 0).mean(axis=1)
 
-    def _grads(self, W, T, idx):
+    def grad_kernel(self, W, T, idx):
         return self._blocked(self._grads_block, W, T, idx)
 
     def _grads_block(self, W, T, idx):
@@ -696,12 +698,12 @@ class WelschRegressionFamily(TaskFamily):
         out /= r.shape[1]
         return out
 
-    def _hessians(self, W, T, idx):
+    def hessian_kernel(self, W, T, idx):
         X, r = self._residuals(W, T, idx)
         scaled = X * (welsch(r, 2) / r.shape[1])[:, :, None]  # phi''(r_k) x_k / D
         return np.matmul(np.swapaxes(scaled, 1, 2), X)  # sum_k phi''(r_k) x_k x_k^T / D
 
-    def _hvps(self, W, Vv, T, idx):
+    def hvp_kernel(self, W, Vv, T, idx):
         return self._blocked(self._hvps_block, W, Vv, T, idx)
 
     def _hvps_block(self, W, Vv, T, idx):
@@ -714,7 +716,7 @@ class WelschRegressionFamily(TaskFamily):
         out /= r.shape[1]
         return out
 
-    def _central_differences(self, W, G, delta, T, idx):
+    def central_difference_kernel(self, W, G, delta, T, idx):
         return self._blocked(self._central_differences_block, W, G, delta, T, idx)
 
     def _central_differences_block(self, W, G, delta, T, idx):
@@ -728,11 +730,11 @@ class WelschRegressionFamily(TaskFamily):
         c /= (2.0 * r.shape[1]) * delta[:, None]
         return _weighted_rows(c, X)
 
-    def _point_grads(self, w, t):
+    def point_grad_kernel(self, w, t):
         X = self.X[t]
         return welsch(X @ w - self.y[t], 1)[:, None] * X
 
-    def _point_hessians(self, w, t):
+    def point_hessian_kernel(self, w, t):
         X = self.X[t]
         return np.einsum("k,kd,ke->kde", welsch(X @ w - self.y[t], 2), X, X)
 

@@ -95,7 +95,7 @@ def test_welsch_central_differences_match_the_written_out_gradient(with_idx):
     fam = tasks.make_welsch_family(7, 5, 12, seed=4, input_scale=2.0)
     T, idx, W, G, delta = draws(fam, 9, 6, seed=1)
     idx = idx if with_idx else None
-    got = fam._central_differences(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
+    got = fam.central_difference_kernel(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
     for b, (X, y) in enumerate(welsch_rows(fam, T, idx)):
         s = delta[b] * G[b]
         assert_close(got[b], welsch_grad(X, y, W[b] + s) - welsch_grad(X, y, W[b] - s), 1e-11)
@@ -105,7 +105,7 @@ def test_welsch_central_differences_match_sympy_at_small_d():
     fam = tasks.make_welsch_family(2, 3, 8, seed=5, input_scale=2.0)
     T, idx, W, G, delta = draws(fam, 4, 5, seed=2)
     oracle = O.welsch_point_oracle(2)
-    got = fam._central_differences(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
+    got = fam.central_difference_kernel(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
     for b, (X, y) in enumerate(welsch_rows(fam, T, idx)):
         s = delta[b] * G[b]
         expected = oracle.grad(W[b] + s, X, y) - oracle.grad(W[b] - s, X, y)
@@ -117,7 +117,7 @@ def test_quadratic_central_differences_match_the_closed_form(with_idx):
     fam = tasks.make_quadratic_family(5, 4, 10, seed=6, hess_noise=0.4)
     T, idx, W, G, delta = draws(fam, 7, 3, seed=3)
     idx = idx if with_idx else None
-    got = fam._central_differences(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
+    got = fam.central_difference_kernel(W, G, delta, T, idx) * (2 * delta[:, None])  # numerators
     for b, t in enumerate(T):
         pts = None if idx is None else idx[b]
         s = delta[b] * G[b]
@@ -129,7 +129,7 @@ def test_default_central_differences_stack_the_two_points():
     """Families without their own kernel (here RidgeFamily) use the stacked default."""
     fam = symbolic.make_ridge_family(3, 4, seed=1)
     T, _, W, G, delta = draws(fam, 5, 1, seed=4)
-    got = fam._central_differences(W, G, delta, T, None) * (2 * delta[:, None])
+    got = fam.central_difference_kernel(W, G, delta, T, None) * (2 * delta[:, None])
     for b, t in enumerate(T):
         s = delta[b] * G[b]
         task = fam.tasks[t]
@@ -172,20 +172,21 @@ def test_welsch_kernels_do_not_depend_on_blocks_or_pieces(monkeypatch, block, co
     for I in (idx, None):
         rows = welsch_rows(fam, T, I)
         assert_close(
-            fam._losses(W, T, I), [welsch_loss(X, y, W[b]) for b, (X, y) in enumerate(rows)]
+            fam.loss_kernel(W, T, I), [welsch_loss(X, y, W[b]) for b, (X, y) in enumerate(rows)]
         )
         assert_close(
-            fam._grads(W, T, I), [welsch_grad(X, y, W[b]) for b, (X, y) in enumerate(rows)]
+            fam.grad_kernel(W, T, I), [welsch_grad(X, y, W[b]) for b, (X, y) in enumerate(rows)]
         )
         assert_close(
-            fam._hvps(W, G, T, I), [welsch_hvp(X, y, W[b], G[b]) for b, (X, y) in enumerate(rows)]
+            fam.hvp_kernel(W, G, T, I),
+            [welsch_hvp(X, y, W[b], G[b]) for b, (X, y) in enumerate(rows)],
         )
         S = delta[:, None] * G
         expected = [
             welsch_grad(X, y, W[b] + S[b]) - welsch_grad(X, y, W[b] - S[b])
             for b, (X, y) in enumerate(rows)
         ]
-        got = fam._central_differences(W, G, delta, T, I) * (2 * delta[:, None])
+        got = fam.central_difference_kernel(W, G, delta, T, I) * (2 * delta[:, None])
         assert_close(got, expected, 1e-11)
 
 
@@ -200,7 +201,9 @@ def test_pairs_times_in_pieces_of_the_dimension(monkeypatch):
         assert_close(tasks._pairs_times(P, X), expected)
 
 
-@pytest.mark.parametrize("kernel", ["_grads", "_hvps", "_central_differences", "_hessians"])
+@pytest.mark.parametrize(
+    "kernel", ["grad_kernel", "hvp_kernel", "central_difference_kernel", "hessian_kernel"]
+)
 @pytest.mark.parametrize(
     "make",
     [
@@ -216,10 +219,10 @@ def test_kernels_return_new_arrays(make, kernel):
     D = 1 if fam.n_points == 1 else 3
     T, idx, W, G, delta = draws(fam, 4, D, seed=6)
     args = {
-        "_grads": (W, T, idx),
-        "_hvps": (W, G, T, idx),
-        "_central_differences": (W, G, delta, T, idx),
-        "_hessians": (W, T, idx),
+        "grad_kernel": (W, T, idx),
+        "hvp_kernel": (W, G, T, idx),
+        "central_difference_kernel": (W, G, delta, T, idx),
+        "hessian_kernel": (W, T, idx),
     }[kernel]
     out = getattr(fam, kernel)(*args)
     owned = [a for a in (*args, *vars(fam).values()) if isinstance(a, np.ndarray)]
@@ -249,13 +252,13 @@ def test_matrix_mode_forms_the_hessians_in_chunks(monkeypatch):
     W = np.random.default_rng(4).standard_normal((2, fam.dim))
     kw = dict(batch_tasks=3, d_in=2, d_o=4, d_h=5)
     rows = []
-    original = fam._hessians
+    original = fam.hessian_kernel
 
     def recording(Wc, T, idx):
         rows.append(len(T))
         return original(Wc, T, idx)
 
-    monkeypatch.setattr(fam, "_hessians", recording)
+    monkeypatch.setattr(fam, "hessian_kernel", recording)
     hvp = E.direction(fam, W, 0.2, "maml", np.random.default_rng(1), hessian="hvp", **kw)
     for budget, expected in ((1, [1] * 6), (2 * 36, [2, 2, 2]), (1 << 20, [6])):
         monkeypatch.setattr(E, "_HESSIAN_ENTRIES", budget)

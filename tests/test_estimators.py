@@ -382,7 +382,9 @@ def test_hfmaml_evaluates_its_two_perturbed_gradients_in_one_call(monkeypatch):
     fam = welsch_family()
     calls = []
     gathers = []
-    originals = {name: getattr(fam, name) for name in ("_grads", "_central_differences", "_data")}
+    originals = {
+        name: getattr(fam, name) for name in ("grad_kernel", "central_difference_kernel", "_data")
+    }
 
     def counting(name):
         def wrapped(*args):
@@ -395,8 +397,8 @@ def test_hfmaml_evaluates_its_two_perturbed_gradients_in_one_call(monkeypatch):
         gathers.append(T.shape[0])
         return originals["_data"](T, idx)
 
-    monkeypatch.setattr(fam, "_grads", counting("_grads"))
-    monkeypatch.setattr(fam, "_central_differences", counting("_central_differences"))
+    monkeypatch.setattr(fam, "grad_kernel", counting("grad_kernel"))
+    monkeypatch.setattr(fam, "central_difference_kernel", counting("central_difference_kernel"))
     monkeypatch.setattr(fam, "_data", counting_data)
     E.direction(
         fam,
@@ -410,7 +412,7 @@ def test_hfmaml_evaluates_its_two_perturbed_gradients_in_one_call(monkeypatch):
         d_h=2,
     )
     # inner, outer, then w + delta g and w - delta g together, each batch's data read once
-    assert calls == [("_grads", 12), ("_grads", 12), ("_central_differences", 12)]
+    assert calls == [("grad_kernel", 12), ("grad_kernel", 12), ("central_difference_kernel", 12)]
     assert gathers == [12, 12, 12]
 
 
