@@ -122,3 +122,17 @@ def probabilities(name: str, value: object, n: int) -> np.ndarray:
     if abs(total - 1.0) > 1e-9:
         raise ValueError(f"{name} must sum to 1 (within 1e-9); got sum {total!r}")
     return p
+
+
+def generator(rng: object, name: str = "rng") -> np.random.Generator:
+    """Return ``rng`` if it is a seeded ``numpy.random.Generator``; otherwise raise.
+
+    Every random draw of the library comes from a generator the caller made with
+    ``np.random.default_rng(seed)``; the legacy global state is refused.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)); "
+            f"got {type(rng).__name__}"
+        )
+    return rng

@@ -55,7 +55,7 @@ import numpy as np
 
 from . import _validate as V
 from .meta import family_gradient
-from .tasks import QuadraticFamily, TaskFamily, _check_rng
+from .tasks import QuadraticFamily, TaskFamily
 
 __all__ = [
     "HESSIAN_BATCHES",
@@ -451,7 +451,7 @@ def direction(
         family, alpha, method, batch_tasks, d_in, d_o, d_h, delta, hessian_batch, hessian
     )
     Wa, single = _as_points(family, W)
-    _check_rng(rng)
+    V.generator(rng)
     out = _direction(family, Wa, rng, cfg)
     if single:
         delta_out = None if out.delta is None else out.delta[0]
@@ -503,7 +503,7 @@ def direction_moments(
         args["hessian_batch"],
         args["hessian"],
     )
-    _check_rng(rng)
+    V.generator(rng)
     per_run = family.n_tasks if cfg["batch_tasks"] is None else cfg["batch_tasks"]
     chunk = max(1, _CHUNK_ROWS // per_run)
     mean = np.zeros(family.dim)
@@ -574,7 +574,7 @@ def hessian_term_error(
         family, alpha, "hfmaml", batch_tasks, d_in, d_o, d_h, delta, "independent", "matrix"
     )
     Wa, _ = _as_points(family, W)
-    _check_rng(rng)
+    V.generator(rng)
     R = Wa.shape[0]
     Wr, T, _, B, idx, G = _outer_gradients(family, Wa, rng, cfg)  # the draws of direction()
     err, norms, _ = _hf_differences(family, Wr, G, T, idx["d_h"], cfg)

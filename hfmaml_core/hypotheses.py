@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
-from .tasks import WELSCH_MAX_D2, QuadraticFamily, TaskFamily, WelschRegressionFamily, _check_rng
+from .tasks import WELSCH_MAX_D2, QuadraticFamily, TaskFamily, WelschRegressionFamily
 
 __all__ = [
     "DiagonalCurvatureFamily",
@@ -688,7 +688,7 @@ def batch_noise(
     hi = None if replace else family.n_points  # without replacement a batch has D <= n points
     Ds = [V.integer("sizes[]", D, hi=hi) for D in np.atleast_1d(sizes).tolist()]
     n_draws = V.integer("n_draws", n_draws, lo=2)
-    _check_rng(rng)
+    V.generator(rng)
     T = np.full(n_draws, t)
     if quantity == "grad":
         exact = family.grads(wa, T[:1])[0]

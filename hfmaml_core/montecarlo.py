@@ -49,7 +49,7 @@ import numpy as np
 
 from . import _validate as V
 from . import meta, stepsize
-from .tasks import TaskFamily, _check_rng
+from .tasks import TaskFamily
 
 __all__ = [
     "RULE_K",
@@ -289,7 +289,7 @@ def step_moments(
     """
     wa = V.array("w", w, shape=(family.dim,))
     a = V.real("alpha", alpha, lo=0.0, hi=1.0 / family.L if family.L > 0 else None)
-    _check_rng(rng)
+    V.generator(rng)
     V.integer("batch_tasks", batch_tasks)
     V.integer("batch_points", batch_points)
     n = V.integer("n_draws", n_draws, lo=2)
@@ -394,7 +394,7 @@ def _check_common(
         raise ValueError(f"family must be a TaskFamily; got {type(family).__name__}")
     wa = V.array("w", w, shape=(family.dim,))
     a = V.real("alpha", alpha, lo=0.0, hi=1.0 / family.L if family.L > 0 else None)
-    _check_rng(rng)
+    V.generator(rng)
     return wa, a, V.integer("n_draws", n_draws, lo=2)
 
 

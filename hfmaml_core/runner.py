@@ -53,7 +53,7 @@ from . import hypotheses
 from .estimators import _UNSET, Work, _check_config, _direction
 from .meta import family_gradient
 from .stepsize import STEP_CONSTANTS
-from .tasks import TaskFamily, _check_rng
+from .tasks import TaskFamily
 
 __all__ = [
     "ALPHA_MAX",
@@ -443,7 +443,7 @@ def run(
     )
     a = cfg["alpha"]
     setting = V.choice("setting", setting, SETTINGS)
-    _check_rng(rng)
+    V.generator(rng)
     K = V.integer("n_iter", n_iter)
     every = V.integer("record_every", record_every)
     W0 = np.asarray(w0)

@@ -144,14 +144,6 @@ class SinusoidTasks:
         )
 
 
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}"
-        )
-    return rng
-
-
 def _check_shape(shape: object) -> tuple[int, ...]:
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
@@ -184,7 +176,7 @@ def sample_tasks(
     k_support, k_query : int
         Support and query points per task, each >= 1.
     """
-    _check_rng(rng)
+    V.generator(rng)
     lead = _check_shape(shape)
     k_support = V.integer("k_support", k_support)
     k_query = V.integer("k_query", k_query)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _validate as V
-from .tasks import TaskFamily, _check_rng
+from .tasks import TaskFamily
 
 __all__ = ["STEP_CONSTANTS", "l2_thresholds", "lipschitz_estimate", "theorem_step"]
 
@@ -57,7 +57,7 @@ def lipschitz_estimate(
     """
     wa = V.array("w", w, shape=(family.dim,))
     a = V.real("alpha", alpha, lo=0.0, hi=1.0 / family.L if family.L > 0 else None)
-    _check_rng(rng)
+    V.generator(rng)
     bt = V.integer("batch_tasks", batch_tasks)
     bp = V.integer("batch_points", batch_points)
     n = V.integer("n_draws", n_draws)

@@ -263,7 +263,7 @@ class TaskFamily(ABC):
     # ------------------------------------------------------------------ sampling
     def sample_tasks(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` task indices i.i.d. from ``probs`` (a task batch, THEORY B_k)."""
-        _check_rng(rng)
+        V.generator(rng)
         size = V.integer("size", size)
         return rng.choice(self.n_tasks, size=size, p=self.probs)
 
@@ -277,7 +277,7 @@ class TaskFamily(ABC):
         random subset, one permutation per batch): the mini-batch noise is then
         :math:`\tilde\sigma_i^2(w)/D \cdot (n-D)/(n-1)`, not :math:`\tilde\sigma_i^2(w)/D`.
         """
-        _check_rng(rng)
+        V.generator(rng)
         n_batches = V.integer("n_batches", n_batches)
         if not isinstance(replace, (bool, np.bool_)):
             raise ValueError(f"replace must be True or False; got {replace!r}")
@@ -419,13 +419,6 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({type(self.family).__name__}, index={self.index})"
-
-
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); got {type(rng).__name__}"
-        )
 
 
 # =============================================================================
