@@ -38,8 +38,8 @@ class DescentRun:
     ----------
     grad_norm : ndarray, shape (K + 1, R)
         Exact :math:`\\|\\nabla F(w_k)\\|`, ``k = 0..K``.
-    objective : ndarray, shape (K + 1, R)
-        Exact :math:`F(w_k)`.
+    objective0 : ndarray, shape (R,)
+        Exact :math:`F(w_0)` (for the gap :math:`\\Delta` of a descent bound).
     steps : ndarray, shape (K, R)
         The steps :math:`\\beta_k` taken.
     bound_times_step : ndarray, shape (K, R)
@@ -47,7 +47,7 @@ class DescentRun:
     """
 
     grad_norm: np.ndarray
-    objective: np.ndarray
+    objective0: np.ndarray
     steps: np.ndarray
     bound_times_step: np.ndarray
 
@@ -65,7 +65,7 @@ def exact_descent(
 
     :math:`\Lambda = L(w)` of L1 (``constant="l1"``: T1's step :math:`1/(12\tilde L)` with every
     batch full) or :math:`\Lambda = L_\sharp(w)` (``constant="sharp"``). Exact :math:`\nabla F` and
-    :math:`F` from :func:`hfmaml_core.meta.family_gradient` / ``family_objective``; each iteration
+    :math:`F(w_0)` from :func:`hfmaml_core.meta.family_gradient` / ``family_objective``; each iteration
     is one vectorised call over the ``R`` runs. Deterministic: nothing is drawn.
 
     Parameters
@@ -93,17 +93,17 @@ def exact_descent(
     c = V.real("c", c, lo=0.0, lo_open=True)
     bound = smoothness_bound if constant == "l1" else sharp_smoothness_bound
     R = W.shape[0]
-    gn, obj = np.empty((K + 1, R)), np.empty((K + 1, R))
+    gn, obj = np.empty((K + 1, R)), family_objective(family, W, a)
     steps, prod = np.empty((K, R)), np.empty((K, R))
     for k in range(K + 1):  # sequential in k; vectorised over the runs
         G = family_gradient(family, W, a)
-        gn[k], obj[k] = np.linalg.norm(G, axis=1), family_objective(family, W, a)
+        gn[k] = np.linalg.norm(G, axis=1)
         if k == K:
             break
         steps[k] = c / bound(family, W, a)
         prod[k] = sharp_smoothness_bound(family, W, a) * steps[k]
         W = W - steps[k][:, None] * G
-    return DescentRun(grad_norm=gn, objective=obj, steps=steps, bound_times_step=prod)
+    return DescentRun(grad_norm=gn, objective0=obj, steps=steps, bound_times_step=prod)
 
 
 def hessian_singular_values(family: object, W: object, alpha: object) -> np.ndarray:
