@@ -46,7 +46,7 @@ __all__ = ["KINDS", "THEORY_ITEMS", "Claim", "ClaimRecorder", "Control", "RELATI
 #: The numbered items of THEORY.md a claim may cite.
 THEORY_ITEMS = (
     "S1", "S2", "A1", "A2", "A3", "A4", "A5", "H1",
-    "L1", "L2", "L3", "L4", "T1", "T2", "T3",
+    "L1", "L2", "L3", "L4", "T1", "T2", "T3", "M1", "M2", "M3", "M4",
 )  # fmt: skip
 
 #: The kinds of claim, with the sentence the report uses for each.
