@@ -65,14 +65,16 @@ import numpy as np
 from hfmaml_core import estimators as E
 from hfmaml_core import paths, tasks
 from hfmaml_core._io import write_text_atomic
+from hfmaml_core.methods import label
 
 RESULTS = paths.BENCH_RESULTS / "cost.json"
 #: key -> (label, estimators.direction method, extra keyword arguments)
+#: (labels from the one method table, hfmaml_core.methods)
 METHODS: dict[str, tuple[str, str, dict]] = {
-    "maml_hessian": ("MAML (Hessian formed)", "maml", {"hessian": "matrix"}),
-    "maml_hvp": ("MAML (exact HVP)", "maml", {"hessian": "hvp"}),
-    "fomaml": ("FO-MAML", "fomaml", {}),
-    "hfmaml": ("HF-MAML", "hfmaml", {"delta": "theorem"}),
+    "maml_hessian": (f"{label('maml')} (Hessian formed)", "maml", {"hessian": "matrix"}),
+    "maml_hvp": (f"{label('maml')} (exact HVP)", "maml", {"hessian": "hvp"}),
+    "fomaml": (label("fomaml"), "fomaml", {}),
+    "hfmaml": (label("hfmaml"), "hfmaml", {"delta": "theorem"}),
 }
 INTERLEAVED = ("maml_hvp", "fomaml", "hfmaml")
 DIMS = [int(round(10 ** (2 + k / 4))) for k in range(13)]  # 100, 178, 316, ..., 10^5

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from . import paths
-from .pipeline import _anchor, notebook_names
+from . import paths, report
+from .pipeline import notebook_names
 
 TEMPLATES: Path = Path(__file__).resolve().parent / "book_templates"
 TEMPLATE_NAME = "hfmaml"
@@ -88,12 +88,12 @@ class Page:
 
 def claim_anchor(notebook: str, claim_id: str) -> str:
     """The id of the anchor put on the cell that recorded ``notebook:claim_id``."""
-    return "claim-" + _anchor({"notebook": notebook, "id": claim_id})
+    return "claim-" + report.claim_anchor({"notebook": notebook, "id": claim_id})
 
 
 def report_anchor(notebook: str, claim_id: str) -> str:
     """The id of the claim's row in the verification report (``pipeline.render_report``)."""
-    return _anchor({"notebook": notebook, "id": claim_id})
+    return report.claim_anchor({"notebook": notebook, "id": claim_id})
 
 
 def claim_cells(nb: dict) -> dict[str, int]:

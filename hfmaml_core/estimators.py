@@ -23,7 +23,8 @@ measures.
 
 Everything is vectorised over the tasks of the batch *and* over independent runs: ``W`` holds
 one point per run, shape ``(R, d)``, and all ``R * B`` (run, task) pairs go through the task
-family's private batch kernels in one call per quantity. HF-MAML evaluates its two perturbed
+family's public batch kernels in one call per quantity (through
+:mod:`hfmaml_core.engine`, the one implementation of the three directions). HF-MAML evaluates its two perturbed
 gradients in a single call (``central_difference_kernel``: each task's batch :math:`D_h^i` is read once
 for both points :math:`w\pm\delta_i g_i`). MAML's ``"matrix"`` mode forms the Hessians in
 chunks of rows, so that memory stays :math:`O(d^2)` rather than :math:`O(B d^2)`.
@@ -54,33 +55,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
+from . import closed_forms, engine
+from .closed_forms import quadratic_expected_direction, quadratic_fixed_point
+from .engine import FamilyKernels
 from .meta import family_gradient
-from .tasks import QuadraticFamily, TaskFamily
+from .methods import NAMES
+from .tasks import TaskFamily
 
 __all__ = [
     "HESSIAN_BATCHES",
     "HESSIAN_MODES",
     "METHODS",
+    "UNSET",
     "Direction",
+    "DirectionConfig",
     "Moments",
     "Work",
     "direction",
     "direction_moments",
+    "draw_direction",
     "hessian_term_error",
     "quadratic_expected_direction",
     "quadratic_fixed_point",
 ]
 
-#: Method names (as in :data:`hfmaml_core.stepsize.STEP_CONSTANTS`).
-METHODS = ("maml", "fomaml", "hfmaml")
+#: Method names, a view of the one table :data:`hfmaml_core.methods.NAMES`.
+METHODS = NAMES
 #: Where the Hessian term is evaluated: an independent batch ``D_h`` or the inner batch ``D_in``.
-HESSIAN_BATCHES = ("independent", "inner")
+HESSIAN_BATCHES = closed_forms.HESSIAN_BATCHES
 #: How MAML applies its Hessian: form it (``"matrix"``, O(d^2)) or an exact HVP (``"hvp"``, O(d)).
 HESSIAN_MODES = ("matrix", "hvp")
 
-_UNSET = object()
+#: Default of ``d_h``: "not given" (``None`` means the whole data set).
+UNSET = object()
 _CHUNK_ROWS = 1 << 14  # (run, task) rows per vectorised call in direction_moments
-_HESSIAN_ENTRIES = 1 << 20  # d x d entries formed at once by MAML's "matrix" mode (8 MiB)
 
 
 @dataclass(frozen=True)
@@ -181,56 +189,88 @@ def _check_delta(delta: object) -> object:
     return V.real("delta", delta, lo=0.0, lo_open=True)
 
 
-def _check_config(
-    family: object,
-    alpha: object,
-    method: object,
-    batch_tasks: object,
-    d_in: object,
-    d_o: object,
-    d_h: object,
-    delta: object,
-    hessian_batch: object,
-    hessian: object,
-) -> dict:
-    if not isinstance(family, TaskFamily):
-        raise ValueError(f"family must be a TaskFamily; got {type(family).__name__}")
-    method = V.choice("method", method, METHODS)
-    a = V.real("alpha", alpha, lo=0.0)
-    hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
-    hm = V.choice("hessian", hessian, HESSIAN_MODES)
-    cfg = {
-        "method": method,
-        "alpha": a,
-        "batch_tasks": _batch("batch_tasks", batch_tasks),
-        "d_in": _batch("d_in", d_in),
-        "d_o": _batch("d_o", d_o),
-        "d_h": None,
-        "hessian_batch": hb,
-        "hessian": hm,
-        "delta": None,
-    }
-    if method != "fomaml" and hb == "independent":
-        if d_h is _UNSET:
-            raise ValueError(
-                f"d_h must be given for method {method!r} with hessian_batch='independent' "
-                "(an integer >= 1, or None for the whole data set)"
-            )
-        cfg["d_h"] = _batch("d_h", d_h)
-    if method == "hfmaml":
-        cfg["delta"] = _check_delta(delta)
-        if cfg["delta"] == "theorem":
-            if family.rho <= 0:  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class DirectionConfig:
+    r"""The validated options of one direction (:func:`direction`), built by :meth:`build`.
+
+    Attributes
+    ----------
+    method : str
+        ``"maml"``, ``"fomaml"`` or ``"hfmaml"`` (:data:`hfmaml_core.methods.NAMES`).
+    alpha : float
+        The inner step :math:`\alpha` of :math:`\hat w_i = w - \alpha\tilde\nabla f_i(w, D_{in}^i)`.
+    batch_tasks, d_in, d_o, d_h : int or None
+        :math:`B`, :math:`|D_{in}|`, :math:`|D_o|`, :math:`|D_h|` (``None``: every task / point;
+        ``d_h`` is ``None`` when unused).
+    delta : "theorem", float, callable or None
+        HF-MAML's rule (:func:`hfmaml_core.hvp.hf_deltas`); ``None`` for the other methods.
+    hessian_batch : {"independent", "inner"}
+    hessian : {"matrix", "hvp"}
+    """
+
+    method: str
+    alpha: float
+    batch_tasks: int | None
+    d_in: int | None
+    d_o: int | None
+    d_h: int | None = None
+    delta: object = None
+    hessian_batch: str = "independent"
+    hessian: str = "matrix"
+
+    @classmethod
+    def build(
+        cls,
+        family: object,
+        alpha: object,
+        method: object,
+        batch_tasks: object,
+        d_in: object,
+        d_o: object,
+        d_h: object = UNSET,
+        delta: object = "theorem",
+        hessian_batch: object = "independent",
+        hessian: object = "matrix",
+    ) -> DirectionConfig:
+        """Validate every option against ``family`` (the one place); ``ValueError`` names the bad one."""
+        if not isinstance(family, TaskFamily):
+            raise ValueError(f"family must be a TaskFamily; got {type(family).__name__}")
+        method = V.choice("method", method, METHODS)
+        a = V.real("alpha", alpha, lo=0.0)
+        hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
+        hm = V.choice("hessian", hessian, HESSIAN_MODES)
+        dh, rule = None, None
+        if method != "fomaml" and hb == "independent":
+            if d_h is UNSET:
                 raise ValueError(
-                    "delta='theorem' (1/(6 rho alpha |g_i|), THEORY T3) needs rho > 0; this family "
-                    "has rho = 0, where the central difference is exact for every delta: pass a "
-                    "fixed delta > 0"
+                    f"d_h must be given for method {method!r} with hessian_batch='independent' "
+                    "(an integer >= 1, or None for the whole data set)"
                 )
-            if a <= 0:
-                raise ValueError(
-                    "alpha must be > 0 with delta='theorem' (1/(6 rho alpha |g_i|)); got 0"
-                )
-    return cfg
+            dh = _batch("d_h", d_h)
+        if method == "hfmaml":
+            rule = _check_delta(delta)
+            if isinstance(rule, str):
+                if family.rho <= 0:
+                    raise ValueError(
+                        "delta='theorem' (1/(6 rho alpha |g_i|), THEORY T3) needs rho > 0; this "
+                        "family has rho = 0, where the central difference is exact for every "
+                        "delta: pass a fixed delta > 0"
+                    )
+                if a <= 0:
+                    raise ValueError(
+                        "alpha must be > 0 with delta='theorem' (1/(6 rho alpha |g_i|)); got 0"
+                    )
+        return cls(
+            method=method,
+            alpha=a,
+            batch_tasks=_batch("batch_tasks", batch_tasks),
+            d_in=_batch("d_in", d_in),
+            d_o=_batch("d_o", d_o),
+            d_h=dh,
+            delta=rule,
+            hessian_batch=hb,
+            hessian=hm,
+        )
 
 
 def _as_points(family: TaskFamily, W: object) -> tuple[np.ndarray, bool]:
@@ -240,12 +280,12 @@ def _as_points(family: TaskFamily, W: object) -> tuple[np.ndarray, bool]:
     return Wa, single
 
 
-# --------------------------------------------------------------------------- the kernel
+# --------------------------------------------------------------------------- the draws
 def _sample(
-    family: TaskFamily, rng: np.random.Generator, R: int, cfg: dict
+    family: TaskFamily, rng: np.random.Generator, R: int, cfg: DirectionConfig
 ) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """Task indices, their weights and the data batches, in a fixed draw order."""
-    B = cfg["batch_tasks"]
+    B = cfg.batch_tasks
     if B is None:
         m = family.n_tasks
         T = np.tile(np.arange(m), R)
@@ -256,7 +296,7 @@ def _sample(
         weights = np.full(B, 1.0 / B)
     idx = {}
     for key in ("d_in", "d_o", "d_h"):
-        D = cfg[key]
+        D = getattr(cfg, key)
         idx[key] = None if D is None else rng.integers(0, family.n_points, size=(R * B, D))
     return T, weights, B, idx
 
@@ -265,113 +305,57 @@ def _points(D: int | None, family: TaskFamily) -> int:
     return family.n_points if D is None else D
 
 
-def _outer_gradients(
-    family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict, np.ndarray]:
-    """The draws and the outer gradients ``g_i`` of every (run, task) row.
+def _outer(
+    family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: DirectionConfig
+) -> tuple[FamilyKernels, np.ndarray, np.ndarray, int, dict, np.ndarray]:
+    """The draws and the outer gradients ``g_i`` of every (run, task) row (:mod:`~hfmaml_core.engine`).
 
     Shared by :func:`direction` and :func:`hessian_term_error`, so both draw through the
     same code: tasks, then ``D_in``, ``D_o``, ``D_h`` (:func:`_sample`), then
-    ``w_hat = w - alpha grad f_i(w, D_in)`` and ``g_i = grad f_i(w_hat, D_o)``. Returns
-    ``(Wr, T, weights, B, idx, G)`` with ``Wr`` the point of each row.
+    :func:`hfmaml_core.engine.outer_gradients`. Returns ``(kern, Wr, weights, B, idx, G)``
+    with ``Wr`` the point of each row.
     """
     R, d = W.shape
-    a = cfg["alpha"]
     T, weights, B, idx = _sample(family, rng, R, cfg)
+    kern = FamilyKernels(family, T)
     Wr = np.broadcast_to(W[:, None], (R, B, d)).reshape(R * B, d)  # a view when R = 1
-    # the kernels return new arrays: update them in place (same bits as Wr - a * g_in)
-    w_hat = family.grad_kernel(Wr, T, idx["d_in"])
-    w_hat *= -a
-    w_hat += Wr
-    G = family.grad_kernel(w_hat, T, idx["d_o"])
-    return Wr, T, weights, B, idx, G
+    G = engine.outer_gradients(kern, Wr, cfg.alpha, idx["d_in"], idx["d_o"]).G
+    return kern, Wr, weights, B, idx, G
 
 
-def _hf_differences(
-    family: TaskFamily,
-    Wr: np.ndarray,
-    G: np.ndarray,
-    T: np.ndarray,
-    idx_h: np.ndarray | None,
-    cfg: dict,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """HF-MAML's central differences ``d_i`` on ``D_h`` with its ``delta_i``.
+def draw_direction(
+    family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: DirectionConfig
+) -> Direction:
+    """Unchecked :func:`direction` for a validated ``cfg`` and ``W`` of shape (R, d).
 
-    Returns ``(D, norms, deltas)``: the rows ``d_i``, the ``|g_i|`` and the ``delta_i``
-    (:func:`_deltas` with the family's ``rho``, A3). Shared by :func:`direction` and
-    :func:`hessian_term_error`.
+    The runner calls it every iteration: draws (:func:`_sample`), the engine's rows
+    (:func:`hfmaml_core.engine.task_directions`), their weighted mean and the work.
     """
-    norms = np.sqrt(np.einsum("bd,bd->b", G, G))
-    deltas = _deltas(cfg["delta"], family.rho, cfg["alpha"], norms)
-    # both perturbed gradients on D_h in one call, which reads each batch's data once
-    return family.central_difference_kernel(Wr, G, deltas, T, idx_h), norms, deltas
-
-
-def _direction(family: TaskFamily, W: np.ndarray, rng: np.random.Generator, cfg: dict) -> Direction:
-    """Unvalidated kernel behind :func:`direction` (the runner calls it every iteration)."""
     R, d = W.shape
-    a, method = cfg["alpha"], cfg["method"]
-    Wr, T, weights, B, idx, G = _outer_gradients(family, W, rng, cfg)
-    n_in, n_o = _points(cfg["d_in"], family), _points(cfg["d_o"], family)
+    kern, Wr, weights, B, idx, G = _outer(family, W, rng, cfg)
+    n_in, n_o = _points(cfg.d_in, family), _points(cfg.d_o, family)
     work = Work(grads=B * (n_in + n_o))
-    deltas = None
-    if method == "fomaml":
-        U = G
-    else:
-        inner = cfg["hessian_batch"] == "inner"
-        idx_h = idx["d_in"] if inner else idx["d_h"]
-        n_h = n_in if inner else _points(cfg["d_h"], family)
-        if method == "maml":
-            if cfg["hessian"] == "matrix":
-                HG = _hessian_times(family, Wr, G, T, idx_h)
-                work = work + Work(hessians=B * n_h)
-            else:
-                HG = family.hvp_kernel(Wr, G, T, idx_h)
-                work = work + Work(hvps=B * n_h)
-        else:
-            HG, _, deltas = _hf_differences(family, Wr, G, T, idx_h, cfg)
-            work = work + Work(grads=2 * B * n_h)
-            deltas = deltas.reshape(R, B)
-        HG *= -a
-        HG += G  # U = G - a * HG, in place
-        U = HG
+    inner = cfg.hessian_batch == "inner"
+    idx_h = idx["d_in"] if inner else idx["d_h"]
+    n_h = n_in if inner else _points(cfg.d_h, family)
+    U, deltas = engine.task_directions(
+        kern,
+        Wr,
+        G,
+        cfg.alpha,
+        cfg.method,
+        idx_h,
+        hessian=cfg.hessian,
+        delta=cfg.delta,
+        rho=family.rho,
+    )
+    if cfg.method == "maml":
+        work = work + (Work(hessians=B * n_h) if cfg.hessian == "matrix" else Work(hvps=B * n_h))
+    elif cfg.method == "hfmaml":
+        work = work + Work(grads=2 * B * n_h)
+        deltas = deltas.reshape(R, B)
     u = np.einsum("rbd,b->rd", U.reshape(R, B, d), weights)
     return Direction(u=u, work=work, delta=deltas)
-
-
-def _hessian_times(
-    family: TaskFamily, W: np.ndarray, G: np.ndarray, T: np.ndarray, idx: np.ndarray | None
-) -> np.ndarray:
-    """Rows ``H_b G[b]`` with each mini-batch Hessian formed (``O(D d^2)`` per row).
-
-    The rows go through the family's Hessian kernel in chunks of at most
-    ``_HESSIAN_ENTRIES`` matrix entries, so memory stays ``O(d^2)`` (one Hessian at a time
-    once ``d^2`` exceeds the budget) instead of ``O(B d^2)``.
-    """
-    d = W.shape[1]
-    rows = max(1, _HESSIAN_ENTRIES // (d * d))
-    out = np.empty_like(G)
-    for start in range(0, len(T), rows):  # chunks of (run, task) rows, not data points
-        sl = slice(start, start + rows)
-        H = family.hessian_kernel(W[sl], T[sl], None if idx is None else idx[sl])
-        out[sl] = np.matmul(H, G[sl, :, None])[:, :, 0]
-        del H  # free it before the next chunk's Hessians are formed
-    return out
-
-
-def _deltas(rule: object, rho: float, alpha: float, norms: np.ndarray) -> np.ndarray:
-    """HF-MAML's perturbation per (run, task) row; rows with g_i = 0 get delta = 1 (d_i = 0 then)."""
-    if isinstance(rule, str):  # "theorem": 1 / (6 rho alpha |g_i|), THEORY T3
-        safe = np.where(norms > 0, norms, 1.0)
-        return np.where(norms > 0, 1.0 / (6.0 * rho * alpha * safe), 1.0)
-    if callable(rule):
-        out = np.broadcast_to(np.asarray(rule(norms.copy()), dtype=float), norms.shape)
-        if not np.all(np.isfinite(out)) or np.any(out <= 0):
-            raise ValueError(
-                "delta(g_norms) must return finite numbers > 0, broadcastable to g_norms' shape"
-            )
-        return np.array(out)
-    return np.full(norms.shape, float(rule))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- public API
@@ -385,7 +369,7 @@ def direction(
     batch_tasks: int | None,
     d_in: int | None,
     d_o: int | None,
-    d_h: object = _UNSET,
+    d_h: object = UNSET,
     delta: float | str | Callable[[np.ndarray], np.ndarray] = "theorem",
     hessian_batch: str = "independent",
     hessian: str = "matrix",
@@ -447,12 +431,12 @@ def direction(
     ValueError
         On a bad argument (named, with its allowed range), before any draw is made.
     """
-    cfg = _check_config(
+    cfg = DirectionConfig.build(
         family, alpha, method, batch_tasks, d_in, d_o, d_h, delta, hessian_batch, hessian
     )
     Wa, single = _as_points(family, W)
     V.generator(rng)
-    out = _direction(family, Wa, rng, cfg)
+    out = draw_direction(family, Wa, rng, cfg)
     if single:
         delta_out = None if out.delta is None else out.delta[0]
         return Direction(u=out.u[0], work=out.work, delta=delta_out)
@@ -486,12 +470,12 @@ def direction_moments(
     unknown = sorted(set(batches) - keys)
     if unknown:
         raise ValueError(f"unknown keyword arguments {unknown}; allowed: {sorted(keys)}")
-    args = {"d_h": _UNSET, "delta": "theorem", "hessian_batch": "independent", "hessian": "matrix"}
+    args = {"d_h": UNSET, "delta": "theorem", "hessian_batch": "independent", "hessian": "matrix"}
     args.update(batches)
     for key in ("batch_tasks", "d_in", "d_o"):
         if key not in args:
             raise ValueError(f"{key} must be given (an integer >= 1 or None)")
-    cfg = _check_config(
+    cfg = DirectionConfig.build(
         family,
         alpha,
         method,
@@ -504,21 +488,21 @@ def direction_moments(
         args["hessian"],
     )
     V.generator(rng)
-    per_run = family.n_tasks if cfg["batch_tasks"] is None else cfg["batch_tasks"]
+    per_run = family.n_tasks if cfg.batch_tasks is None else cfg.batch_tasks
     chunk = max(1, _CHUNK_ROWS // per_run)
     mean = np.zeros(family.dim)
     m2 = np.zeros(family.dim)  # sum of squared deviations, merged chunk by chunk (Chan et al.)
     seen = 0
     for start in range(0, n, chunk):  # chunks of draws bound memory; each chunk is vectorised
         k = min(chunk, n - start)
-        U = _direction(family, np.broadcast_to(wa, (k, family.dim)), rng, cfg).u
+        U = draw_direction(family, np.broadcast_to(wa, (k, family.dim)), rng, cfg).u
         mu = U.mean(axis=0)
         diff = mu - mean
         m2 += ((U - mu) ** 2).sum(axis=0) + diff * diff * seen * k / (seen + k)
         mean += diff * k / (seen + k)
         seen += k
     var_coord = m2 / (n - 1)
-    bias = mean - family_gradient(family, wa, cfg["alpha"])
+    bias = mean - family_gradient(family, wa, cfg.alpha)
     return Moments(
         mean=mean,
         bias=bias,
@@ -570,121 +554,16 @@ def hessian_term_error(
     ndarray, shape (R, B)
         :math:`r_i` for each row of ``W`` and each task drawn (``nan`` where :math:`g_i = 0`).
     """
-    cfg = _check_config(
+    cfg = DirectionConfig.build(
         family, alpha, "hfmaml", batch_tasks, d_in, d_o, d_h, delta, "independent", "matrix"
     )
     Wa, _ = _as_points(family, W)
     V.generator(rng)
     R = Wa.shape[0]
-    Wr, T, _, B, idx, G = _outer_gradients(family, Wa, rng, cfg)  # the draws of direction()
-    err, norms, _ = _hf_differences(family, Wr, G, T, idx["d_h"], cfg)
-    err -= family.hvp_kernel(Wr, G, T, idx["d_h"])
+    kern, Wr, _, B, idx, G = _outer(family, Wa, rng, cfg)  # the draws of direction()
+    hf = engine.hf_term(kern, Wr, G, idx["d_h"], delta=cfg.delta, rho=family.rho, alpha=cfg.alpha)
+    err, norms = hf.D, hf.norms
+    err -= kern.hvp(Wr, G, idx["d_h"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = cfg["alpha"] * np.sqrt(np.einsum("bd,bd->b", err, err)) / norms
+        out = cfg.alpha * np.sqrt(np.einsum("bd,bd->b", err, err)) / norms
     return np.where(norms > 0, out, np.nan).reshape(R, B)
-
-
-# --------------------------------------------------------------------------- closed forms
-def _quadratic(family: object) -> QuadraticFamily:
-    if not isinstance(family, QuadraticFamily):
-        raise ValueError(
-            f"family must be a QuadraticFamily (closed forms need quadratic tasks); got "
-            f"{type(family).__name__}"
-        )
-    return family
-
-
-def quadratic_expected_direction(
-    family: QuadraticFamily,
-    W: object,
-    alpha: float,
-    method: str,
-    *,
-    d_in: int | None = None,
-    hessian_batch: str = "independent",
-) -> np.ndarray:
-    r"""Closed-form expectation of a direction on quadratic tasks, :math:`E[u \mid w]`.
-
-    With :math:`e_i = w - c_i`, the expectation over tasks and every data batch is
-
-    .. math::
-        E u^{\mathrm{FO}} &= \sum_i p_i A_i (I - \alpha A_i) e_i, \\
-        E u^{\mathrm{MAML}} = E u^{\mathrm{HF}} &= \nabla F(w)
-            = \sum_i p_i (I - \alpha A_i) A_i (I - \alpha A_i) e_i
-            \quad (\text{independent } D_h), \\
-        E u^{\mathrm{inner}} &= \nabla F(w) + \frac{\alpha^2}{D_{in}} \sum_i p_i
-            \bigl(v_i A_i^3 e_i + A_i^2 \kappa_i\bigr),
-
-    where :math:`v_i = \frac1n\sum_j (s_{ij}-1)^2` and
-    :math:`\kappa_i = \frac1n\sum_j (s_{ij}-1) b_{ij}` (points drawn with replacement). The
-    batch sizes other than :math:`D_{in}` do not enter: every estimate is affine in each
-    independent batch. HF-MAML's central difference is exact on quadratics, for any
-    :math:`\delta`. ``d_in=None`` (the whole data set) makes the "inner" bias vanish.
-
-    Parameters
-    ----------
-    family : QuadraticFamily
-    W : array, shape (d,) or (S, d)
-    alpha : float
-    method : {"maml", "fomaml", "hfmaml"}
-    d_in : int or None
-        Used only with ``hessian_batch="inner"``.
-    hessian_batch : {"independent", "inner"}
-    """
-    fam = _quadratic(family)
-    Wa, single = _as_points(fam, W)
-    a = V.real("alpha", alpha, lo=0.0)
-    method = V.choice("method", method, METHODS)
-    hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
-    D = _batch("d_in", d_in)
-    A, I = fam.A, np.eye(fam.dim)
-    E_ = Wa[:, None, :] - fam.c[None]  # (S, m, d)
-    AE = np.einsum("mij,smj->smi", A - a * np.einsum("mij,mjk->mik", A, A), E_)  # A(I - aA) e
-    if method == "fomaml":
-        per_task = AE
-    else:
-        per_task = np.einsum("mij,smj->smi", I - a * A, AE)
-        if hb == "inner" and D is not None:
-            s_dev = fam.s - 1.0
-            v = np.mean(s_dev * s_dev, axis=1)
-            kappa = np.einsum("mn,mnd->md", s_dev, fam.b) / fam.n_points
-            A2 = np.einsum("mij,mjk->mik", A, A)
-            A3e = np.einsum("mij,smj->smi", np.einsum("mij,mjk->mik", A2, A), E_)
-            per_task = per_task + a * a / D * (
-                v[None, :, None] * A3e + np.einsum("mij,mj->mi", A2, kappa)[None]
-            )
-    out = np.einsum("smd,m->sd", per_task, fam.probs)
-    return out[0] if single else out
-
-
-def quadratic_fixed_point(family: QuadraticFamily, alpha: float, method: str) -> np.ndarray:
-    r"""The point where a method's expected direction vanishes, on quadratic tasks.
-
-    .. math::
-        \sum_i p_i M_i (w - c_i) = 0, \qquad
-        M_i = \begin{cases} A_i(I-\alpha A_i) & \text{FO-MAML} \\
-              (I-\alpha A_i)A_i(I-\alpha A_i) & \text{MAML, HF-MAML (the minimiser of } F) \end{cases}
-
-    (independent Hessian batches). At FO-MAML's fixed point :math:`w_{FO}`,
-    :math:`\nabla F(w_{FO}) = -\alpha\sum_i p_i A_i^2(I-\alpha A_i)(w_{FO}-c_i)`: the floor of
-    THEORY T2, which no batch size removes.
-
-    Raises
-    ------
-    ValueError
-        If :math:`\sum_i p_i M_i` is singular (no unique fixed point).
-    """
-    fam = _quadratic(family)
-    a = V.real("alpha", alpha, lo=0.0)
-    method = V.choice("method", method, METHODS)
-    I = np.eye(fam.dim)
-    M = np.einsum("mij,mjk->mik", fam.A, I - a * fam.A)
-    if method != "fomaml":
-        M = np.einsum("mij,mjk->mik", I - a * fam.A, M)
-    Mbar = np.einsum("m,mij->ij", fam.probs, M)
-    rhs = np.einsum("m,mij,mj->i", fam.probs, M, fam.c)
-    if np.linalg.cond(Mbar) > 1e12:
-        raise ValueError(
-            "the expected direction has no unique zero: sum_i p_i M_i is singular for this alpha"
-        )
-    return np.linalg.solve(Mbar, rhs)

@@ -35,7 +35,9 @@ __all__ = [
     "complex_step",
     "delta_rule",
     "error_model",
+    "hf_deltas",
     "optimal_delta",
+    "radius_rule",
     "theorem_delta",
     "welsch_batch_rho",
 ]
@@ -202,6 +204,69 @@ def theorem_delta(rho: float | np.ndarray, alpha: float, g_norm: object) -> np.n
         ) from None
     out = np.broadcast_to(1.0 / (6.0 * np.asarray(r) * alpha * g), shape)
     return float(out) if out.ndim == 0 else np.array(out)
+
+
+def hf_deltas(rule: object, norms: np.ndarray, *, rho: float, alpha: float) -> np.ndarray:
+    r"""HF-MAML's perturbation :math:`\delta_i` of every row under a rule: the one home of the rule.
+
+    .. math::
+        \text{"theorem": } \delta_i = \frac{1}{6\rho\alpha\|g_i\|}\ \text{(THEORY T3)},\qquad
+        \text{a float } \delta_0: \delta_i = \delta_0,\qquad
+        \text{a callable } r: \delta_i = r(\|g_i\|)
+
+    (:func:`radius_rule` makes the callable :math:`\delta_i = r/\|g_i\|` of the sinusoid
+    benchmark, whose perturbed points lie at distance :math:`r` from :math:`w`). Rows with
+    :math:`g_i = 0` get :math:`\delta_i = 1` under ``"theorem"`` (their difference is 0 for
+    any :math:`\delta`). Unchecked except for the callable's output: the engine
+    (:mod:`hfmaml_core.engine`) calls it every iteration with a rule checked once.
+
+    Parameters
+    ----------
+    rule : "theorem", float or callable
+    norms : ndarray
+        :math:`\|g_i\|`, any shape.
+    rho, alpha : float
+        Used by ``"theorem"`` only.
+
+    Returns
+    -------
+    ndarray
+        :math:`\delta_i`, the shape of ``norms``.
+    """
+    if isinstance(rule, str):  # "theorem": 1 / (6 rho alpha |g_i|), THEORY T3
+        safe = np.where(norms > 0, norms, 1.0)
+        return np.where(norms > 0, 1.0 / (6.0 * rho * alpha * safe), 1.0)
+    if callable(rule):
+        out = np.broadcast_to(np.asarray(rule(norms.copy()), dtype=float), norms.shape)
+        if not np.all(np.isfinite(out)) or np.any(out <= 0):
+            raise ValueError(
+                "delta(g_norms) must return finite numbers > 0, broadcastable to g_norms' shape"
+            )
+        return np.array(out)
+    return np.full(norms.shape, float(rule))  # type: ignore[arg-type]
+
+
+def radius_rule(radius: float) -> Callable[[np.ndarray], np.ndarray]:
+    r"""The rule :math:`\delta_i = r/\|g_i\|`: both perturbed points at distance :math:`r` from :math:`w`.
+
+    T3's choice is :math:`r = 1/(6\rho\alpha)`; when :math:`\rho` is unknown (a network) the
+    radius is given directly. Rows with :math:`g_i = 0` get :math:`r` divided by the smallest
+    normal float (finite; their difference is 0). For :func:`hf_deltas` and
+    :func:`hfmaml_core.estimators.direction`'s ``delta``.
+
+    Parameters
+    ----------
+    radius : float
+        :math:`r > 0`.
+    """
+    r = V.real("radius", radius, lo=0.0, lo_open=True)
+    tiny = np.finfo(float).tiny
+
+    def rule(norms: np.ndarray) -> np.ndarray:
+        return r / np.maximum(norms, tiny)
+
+    rule.radius = r  # type: ignore[attr-defined]
+    return rule
 
 
 def welsch_batch_rho(X: object) -> np.ndarray:

@@ -9,7 +9,7 @@ module gives their suprema:
 
 * **Quadratic tasks** (:class:`~hfmaml_core.tasks.QuadraticFamily`). Every gradient is affine
   in ``w``, so each moment is a quadratic form :math:`q(w) = w^\top M w + 2b^\top w + c`
-  (:func:`variance_form`, :func:`quadratic_forms`) and its maximum over a ball
+  (:func:`variance_form`, :func:`quadratic_forms`, in :mod:`hfmaml_core.quadforms`) and its maximum over a ball
   :math:`\|w-w_0\|\le R` is a trust-region problem solved exactly by
   :func:`max_on_ball` (an eigen-decomposition and a secular equation). When
   :math:`M \ne 0` the supremum grows like :math:`\lambda_{\max}(M) R^2`: A4 fails globally
@@ -19,7 +19,7 @@ module gives their suprema:
 * **Welsch regression** (:class:`~hfmaml_core.tasks.WelschRegressionFamily`): every moment
   is bounded for all ``w`` in closed form (:func:`welsch_global_bounds`), because
   :math:`|\phi'| \le e^{-1/2}` and :math:`|\phi''| \le 1`.
-* **Ridge tasks** (:class:`~hfmaml_core.symbolic.RidgeFamily`): one data point per task, so
+* **Ridge tasks** (:class:`~hfmaml_core.formula_tasks.RidgeFamily`): one data point per task, so
   :math:`\tilde\sigma = \sigma_H = 0`, and :math:`\sigma^2` is bounded in closed form
   (:func:`ridge_global_bounds`).
 
@@ -31,7 +31,7 @@ the noise of a mini-batch of ``D`` points drawn with replacement is exactly
 :math:`\sigma_H^2/D`; the operator norm is what A5 writes, and
 :math:`\|\cdot\|_2 \le \|\cdot\|_F`, so a Frobenius bound is also an operator bound.
 In the operator norm :math:`\sigma_{H,\mathrm{op}}^2/D` can overstate the mini-batch noise
-(Welsch tasks) or *understate* it: :func:`sign_noise_family` (per-point Hessians
+(Welsch tasks) or *understate* it: :func:`~hfmaml_core.counterexamples.sign_noise_family` (importable from here; per-point Hessians
 :math:`\operatorname{diag}(1 + \epsilon_j)` with random signs) is the counterexample.
 """
 
@@ -43,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate as V
+from .counterexamples import DiagonalCurvatureFamily, sign_noise_family
+from .quadforms import QuadraticForm, max_on_ball, quadratic_forms, variance_form
 from .tasks import WELSCH_MAX_D2, QuadraticFamily, TaskFamily, WelschRegressionFamily
 
 __all__ = [
@@ -62,189 +64,9 @@ __all__ = [
     "welsch_global_bounds",
 ]
 
-#: Bisection steps of the secular equation in :func:`max_on_ball` (float64 resolution).
-_BISECTIONS = 80
 #: Entries of per-point Hessians held at once by :func:`moments` (4 MiB: blocks that stay in
 #: cache are faster than larger ones; the block is divided by ``m n d^2`` points).
 _HESS_BLOCK = 1 << 19
-
-
-@dataclass(frozen=True)
-class QuadraticForm:
-    r"""The quadratic :math:`q(w) = w^\top M w + 2 b^\top w + c` (``M`` symmetric).
-
-    Attributes
-    ----------
-    M : ndarray, shape (d, d)
-    b : ndarray, shape (d,)
-    c : float
-    """
-
-    M: np.ndarray
-    b: np.ndarray
-    c: float
-
-    def __call__(self, W: object) -> np.ndarray:
-        """:math:`q` at the rows of ``W`` (shape (K, d) or (d,)), shape (K,) or ()."""
-        Wa = np.asarray(W, dtype=float)
-        d = self.b.shape[0]
-        if Wa.shape[-1:] != (d,) or Wa.ndim > 2:
-            raise ValueError(f"W must have shape (K, {d}) or ({d},); got shape {Wa.shape}")
-        return np.einsum("...i,ij,...j->...", Wa, self.M, Wa) + 2.0 * Wa @ self.b + self.c
-
-    def sup_on_ball(self, center: object, radius: object) -> np.ndarray:
-        """:func:`max_on_ball` of this form: the exact maximum over each ball, shape (K,)."""
-        return max_on_ball(self, center, radius)[0]
-
-
-def variance_form(G: object, h: object, weights: object = None) -> QuadraticForm:
-    r"""The variance of an affine random vector, as a quadratic form in ``w``.
-
-    For vectors :math:`v_j(w) = G_j w + h_j` drawn with probabilities :math:`p_j`,
-
-    .. math::
-        E_j\|v_j(w) - E v(w)\|^2 = w^\top M w + 2 b^\top w + c, \quad
-        M = E_j \bar G_j^\top \bar G_j,\ b = E_j \bar G_j^\top \bar h_j,\ c = E_j\|\bar h_j\|^2,
-
-    with :math:`\bar G_j = G_j - E G`, :math:`\bar h_j = h_j - E h`. It gives
-    :math:`\sigma^2(w)` (THEORY A4, ``v_j`` the task gradients) and
-    :math:`\tilde\sigma_i^2(w)` (A5, ``v_j`` the per-point gradients) of quadratic tasks.
-
-    Parameters
-    ----------
-    G : array, shape (n, d, d)
-    h : array, shape (n, d)
-    weights : array, shape (n,), optional
-        Probabilities (default uniform).
-    """
-    G_ = np.asarray(G)
-    if G_.ndim != 3 or G_.shape[1] != G_.shape[2] or G_.shape[0] == 0:
-        raise ValueError(f"G must have shape (n, d, d) with n >= 1; got shape {G_.shape}")
-    n, d = G_.shape[0], G_.shape[1]
-    G_ = V.array("G", G_, shape=(n, d, d))
-    h_ = V.array("h", h, shape=(n, d))
-    p = np.full(n, 1.0 / n) if weights is None else V.probabilities("weights", weights, n)
-    Gc = G_ - np.einsum("j,jkl->kl", p, G_)
-    hc = h_ - p @ h_
-    M = np.einsum("j,jki,jkl->il", p, Gc, Gc)
-    return QuadraticForm(
-        M=0.5 * (M + M.T),
-        b=np.einsum("j,jki,jk->i", p, Gc, hc),
-        c=float(p @ np.einsum("jk,jk->j", hc, hc)),
-    )
-
-
-def max_on_ball(
-    form: QuadraticForm, center: object, radius: object
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Exact maximum of a quadratic form over balls :math:`\|w - w_0\| \le R` (trust region).
-
-    With :math:`x = w - w_0`, :math:`q(w) = x^\top M x + 2\beta^\top x + q(w_0)`,
-    :math:`\beta = M w_0 + b`. Writing :math:`M = Q\Lambda Q^\top`, the maximiser is
-    :math:`x = (\mu I - M)^{-1}\beta` with the smallest
-    :math:`\mu \ge \max(\lambda_{\max}, 0)` for which :math:`\|x\| \le R` (the secular
-    equation :math:`\sum_k \hat\beta_k^2/(\mu-\lambda_k)^2 = R^2`, solved by bisection);
-    in the "hard case" (:math:`\hat\beta` orthogonal to the top eigenvector) ``x`` is
-    completed to the sphere along that eigenvector. The value is
-    :math:`\min_\mu \mu R^2 + \hat\beta^\top(\mu - \Lambda)^{-1}\hat\beta + q(w_0)` by
-    duality, which the returned point attains. Vectorised over radii.
-
-    Parameters
-    ----------
-    form : QuadraticForm
-    center : array, shape (d,)
-        :math:`w_0`.
-    radius : float or array, shape (K,)
-        Radii :math:`R \ge 0`.
-
-    Returns
-    -------
-    values : ndarray, shape (K,)
-        :math:`\max_{\|w-w_0\|\le R} q(w)`.
-    points : ndarray, shape (K, d)
-        A maximiser for each radius.
-    """
-    if not isinstance(form, QuadraticForm):
-        raise ValueError(f"form must be a QuadraticForm; got {type(form).__name__}")
-    d = form.b.shape[0]
-    w0 = V.array("center", center, shape=(d,))
-    R = np.atleast_1d(np.asarray(radius, dtype=float))
-    if R.ndim != 1 or not np.all(np.isfinite(R)) or np.any(R < 0):
-        raise ValueError(
-            f"radius must be finite numbers >= 0 (a scalar or 1-D array); got {radius!r}"
-        )
-    lam, Q = np.linalg.eigh(form.M)
-    beta = Q.T @ (form.M @ w0 + form.b)
-    top = lam[-1]
-    lo0 = max(top, 0.0)
-    scale = max(float(np.abs(lam).max()), 1.0)
-    nb = float(np.linalg.norm(beta))
-    # phi(mu) = sum beta_k^2/(mu - lambda_k)^2 <= nb^2/(mu - top)^2 <= R^2 at mu = lo0 + nb/R.
-    safe_R = np.where(R > 0, R, 1.0)
-    lo = np.full(R.shape, lo0)
-    hi = lo0 + nb / safe_R + 1e-300
-    for _ in range(_BISECTIONS):  # bisection steps, vectorised over all radii
-        mid = 0.5 * (lo + hi)
-        gap = mid[:, None] - lam[None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            phi = np.sum(np.where(beta == 0.0, 0.0, beta**2 / gap**2), axis=1)
-        inside = phi <= R**2
-        hi = np.where(inside, mid, hi)
-        lo = np.where(inside, lo, mid)
-    gap = hi[:, None] - lam[None, :]
-    tiny = 1e-14 * scale
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xh = np.where(gap > tiny, beta / np.where(gap > tiny, gap, 1.0), 0.0)
-    if top >= 0:
-        # Complete to the sphere along the top eigenvector (the hard case; elsewhere |x| = R
-        # already and this changes nothing): moving x_top away from 0 in the direction of
-        # beta_top raises q, since d/dx_top = 2 (lambda_top x_top + beta_top).
-        rest = np.einsum("kd,kd->k", xh[:, :-1], xh[:, :-1])
-        sign = 1.0 if beta[-1] >= 0 else -1.0
-        xh[:, -1] = sign * np.maximum(np.sqrt(np.maximum(R**2 - rest, 0.0)), np.abs(xh[:, -1]))
-    X = xh @ Q.T
-    X[R == 0] = 0.0
-    W = w0 + X
-    return form(W), W
-
-
-# =============================================================================
-# quadratic tasks: the moments are quadratic forms
-# =============================================================================
-
-
-def quadratic_forms(family: QuadraticFamily) -> dict:
-    r"""The moments of THEORY A4 and A5 of quadratic tasks, in closed form.
-
-    With :math:`\nabla f_i(w) = A_i(w - c_i)` and
-    :math:`\nabla f_i(w,\theta_{ij}) = s_{ij}A_i(w-c_i) + b_{ij}`:
-
-    * ``"sigma_sq"``: :math:`\sigma^2(w)` as a :class:`QuadraticForm` (:func:`variance_form`
-      of the task gradients, :math:`G_i = A_i`, :math:`h_i = -A_ic_i`, weights ``p``);
-      :math:`M = E_i(A_i - \bar A)^2`, zero iff all :math:`A_i` are equal;
-    * ``"sigma_tilde_sq"``: a list of ``m`` forms :math:`\tilde\sigma_i^2(w)`
-      (:math:`G_{ij} = s_{ij}A_i`, :math:`h_{ij} = b_{ij} - s_{ij}A_ic_i`);
-      :math:`M_i = v_i A_i^2` with :math:`v_i = \frac1n\sum_j(s_{ij}-1)^2`;
-    * ``"sigma_h_sq_operator"``, ``"sigma_h_sq_frobenius"``: arrays (m,),
-      :math:`\sigma_{H,i}^2 = v_i\|A_i\|_2^2` and :math:`v_i\|A_i\|_F^2`, the same at every
-      ``w`` (the per-point Hessian deviation is :math:`(s_{ij}-1)A_i`).
-    """
-    if not isinstance(family, QuadraticFamily):
-        raise ValueError(f"family must be a QuadraticFamily; got {type(family).__name__}")
-    A, c, s, b = family.A, family.c, family.s, family.b
-    Ac = np.einsum("mij,mj->mi", A, c)
-    sig = variance_form(A, -Ac, family.probs)
-    tilde = [
-        variance_form(s[i][:, None, None] * A[i], b[i] - s[i][:, None] * Ac[i])
-        for i in range(family.n_tasks)  # loop over tasks; each form is vectorised over data
-    ]
-    v = np.mean((s - 1.0) ** 2, axis=1)
-    return {
-        "sigma_sq": sig,
-        "sigma_tilde_sq": tilde,
-        "sigma_h_sq_operator": v * np.linalg.norm(A, 2, axis=(1, 2)) ** 2,
-        "sigma_h_sq_frobenius": v * np.linalg.norm(A, "fro", axis=(1, 2)) ** 2,
-    }
 
 
 # =============================================================================
@@ -315,103 +137,6 @@ def ridge_global_bounds(family: TaskFamily) -> dict:
         "sigma_h_sq": np.zeros(family.n_tasks),
         "sup_d1": sup_d1,
     }
-
-
-# =============================================================================
-# a counterexample for the operator norm of sigma_H
-# =============================================================================
-
-
-class DiagonalCurvatureFamily(TaskFamily):
-    r"""Quadratic tasks whose data points scale each coordinate's curvature separately.
-
-    .. math::
-        f_i(w, \theta_{ij}) = \tfrac12 \textstyle\sum_k S_{ijk}(w_k - c_{ik})^2,
-        \qquad \nabla^2 f_i(w, \theta_{ij}) = \operatorname{diag}(S_{ij}),
-
-    with :math:`\frac1n\sum_j S_{ijk} = 1` (the constructor re-centres ``S``), so
-    :math:`f_i(w) = \frac12\|w - c_i\|^2`, :math:`L_i = 1`, :math:`\rho_i = 0`. The
-    per-point Hessian deviations :math:`\operatorname{diag}(S_{ij} - 1)` are diagonal but not
-    multiples of one matrix (unlike :class:`~hfmaml_core.tasks.QuadraticFamily`), which is what
-    makes the operator-norm :math:`\sigma_H` of THEORY A5 understate the mini-batch noise.
-
-    Parameters
-    ----------
-    S : array, shape (m, n, d)
-        Per-point curvatures; re-centred to mean 1 over the points of each task.
-    c : array, shape (m, d)
-        Task optima.
-    probs : array, shape (m,), optional
-    """
-
-    name = "diagonal-curvature"
-
-    def __init__(self, S: object, c: object, probs: object = None) -> None:
-        S_ = np.asarray(S)
-        if S_.ndim != 3:
-            raise ValueError(f"S must have shape (m, n, d); got shape {S_.shape}")
-        m, n, d = S_.shape
-        S_ = V.array("S", S_, shape=(m, n, d))
-        self.c = V.array("c", c, shape=(m, d)).copy()
-        super().__init__(d, m, n, probs)
-        self.S = S_ - S_.mean(axis=1, keepdims=True) + 1.0
-
-    @property
-    def L_tasks(self) -> np.ndarray:
-        return np.ones(self.n_tasks)
-
-    @property
-    def rho_tasks(self) -> np.ndarray:
-        return np.zeros(self.n_tasks)
-
-    def _curv(self, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-        if idx is None:  # the population: the points' curvatures average to 1
-            return np.ones((T.size, self.dim))
-        return self.S[T[:, None], idx].mean(axis=1)
-
-    def loss_kernel(self, W, T, idx):
-        return 0.5 * np.einsum("bd,bd->b", self._curv(T, idx), (W - self.c[T]) ** 2)
-
-    def grad_kernel(self, W, T, idx):
-        return self._curv(T, idx) * (W - self.c[T])
-
-    def hessian_kernel(self, W, T, idx):
-        s = self._curv(T, idx)
-        out = np.zeros((T.size, self.dim, self.dim))
-        out[:, np.arange(self.dim), np.arange(self.dim)] = s
-        return out
-
-    def hvp_kernel(self, W, Vv, T, idx):
-        return self._curv(T, idx) * Vv
-
-    def point_grad_kernel(self, w, t):
-        return self.S[t] * (w - self.c[t])
-
-    def point_hessian_kernel(self, w, t):
-        out = np.zeros((self.n_points, self.dim, self.dim))
-        out[:, np.arange(self.dim), np.arange(self.dim)] = self.S[t]
-        return out
-
-
-def sign_noise_family(
-    dim: int, n_points: int = 64, *, seed: int, noise: float = 0.5, n_tasks: int = 1
-) -> DiagonalCurvatureFamily:
-    r"""Per-point Hessians :math:`\operatorname{diag}(1 + \text{noise}\,\epsilon_j)`, random signs.
-
-    :math:`\epsilon_{jk} = \pm1` independent (then re-centred over the points), optima 0. One
-    point's deviation has operator norm about ``noise``; the mean of ``D`` of them is
-    diagonal with entries of variance about :math:`\text{noise}^2/D`, and its squared operator
-    norm is the largest of ``dim`` of them: :math:`D\,E\|\cdot\|_2^2/\sigma_{H,\mathrm{op}}^2
-    \to E\max_k Z_k^2 > 1` for ``dim >= 2`` (:math:`Z_k` standard normal), while the Frobenius
-    ratio is exactly 1 (THEORY A5, the norm of :math:`\sigma_H`).
-    """
-    dim = V.integer("dim", dim)
-    n_points = V.integer("n_points", n_points, lo=2)
-    noise = V.real("noise", noise, lo=0.0)
-    n_tasks = V.integer("n_tasks", n_tasks)
-    rng = np.random.default_rng(V.integer("seed", seed, lo=0))
-    eps = rng.choice([-1.0, 1.0], size=(n_tasks, n_points, dim))
-    return DiagonalCurvatureFamily(1.0 + noise * eps, np.zeros((n_tasks, dim)))
 
 
 # =============================================================================
@@ -682,7 +407,8 @@ def batch_noise(
     """
     V.choice("quantity", quantity, ["grad", "hess"])
     V.choice("norm", norm, ["frobenius", "operator"])
-    wa, t = family._check_point(w, task)
+    t = V.integer("task", task, lo=0, hi=family.n_tasks - 1)
+    wa = V.array("w", w, shape=(family.dim,))
     if not isinstance(replace, (bool, np.bool_)):
         raise ValueError(f"replace must be True or False; got {replace!r}")
     hi = None if replace else family.n_points  # without replacement a batch has D <= n points

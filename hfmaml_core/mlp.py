@@ -33,7 +33,7 @@ R-operator :math:`\mathcal R_v\{\cdot\} = \frac{d}{dt}(\cdot)(w + tv)|_{t=0}`
 applied to the forward and the backward pass (forward-over-reverse
 differentiation, written out by hand). The cost is about twice a gradient.
 
-The private kernels (``_losses``, ``_grads``, ``_loss_grads``, ``_hvps``) use only
+The unchecked kernels (``loss_kernel``, ``grad_kernel``, ``loss_grad_kernel``, ``hvp_kernel``) use only
 matrix products, ``tanh`` and arithmetic, never ``abs`` or a complex conjugate,
 so they are analytic in ``w`` and run on complex arrays: the tests use that for
 complex-step derivatives. The public methods validate their arguments first
@@ -47,7 +47,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MLP", "SINUSOID_SIZES"]
+__all__ = ["MLP", "SINUSOID_SIZES", "NetworkKernels"]
 
 #: Layer widths of the MAML sinusoid benchmark network.
 SINUSOID_SIZES: tuple[int, ...] = (1, 40, 40, 1)
@@ -287,6 +287,19 @@ class MLP:
                 Rdelta = Rback * (1.0 - h * h) - 2.0 * (h * Rhs[l]) * backs[l]
         return out
 
+    # ------------------------------------------- public unchecked kernels (for the engine)
+    #: Unchecked kernels, public for clients that validate once (:mod:`hfmaml_core.sinusoid`,
+    #: :class:`NetworkKernels`): ``loss_kernel(W, X, Y)``, ``grad_kernel(W, X, Y)``,
+    #: ``loss_grad_kernel(W, X, Y)``, ``hvp_kernel(W, V, X, Y)``; shapes as in :meth:`losses`.
+    loss_kernel = _losses
+    grad_kernel = _grads
+    loss_grad_kernel = _loss_grads
+    hvp_kernel = _hvps
+
+    def check_params(self, name: str, W: object) -> np.ndarray:
+        """``W`` as a finite float array of shape ``(..., P)``, or ``ValueError`` naming ``name``."""
+        return self._check_params(name, W)
+
     # -------------------------------------------------------------- public API
     def predict(self, W: object, X: object) -> np.ndarray:
         r"""Network outputs :math:`\hat y`, shape ``(*lead, K, n_L)`` with ``lead`` the broadcast
@@ -380,3 +393,53 @@ class MLP:
         Xa, Ya = self._check_data(X, Y)
         self._check_broadcast(W=Wa.shape[:-1], V=Va.shape[:-1], X=Xa.shape[:-2])
         return self._hvps(Wa, Va, Xa, Ya)
+
+
+class NetworkKernels:
+    r"""The network's kernels in the engine's protocol (:class:`hfmaml_core.engine.BatchKernels`).
+
+    A batch is a pair ``(X, Y)`` of inputs ``(..., K, n_0)`` and targets ``(..., K, n_L)``
+    (one data set per task); points ``W`` have shape ``(..., P)`` broadcasting against
+    ``X.shape[:-2]``. Unchecked (the callers validate): gradients, losses and exact
+    Hessian-vector products of :class:`MLP`, and HF-MAML's central differences
+    :math:`[\nabla f(w + \delta_i g_i) - \nabla f(w - \delta_i g_i)]/(2\delta_i)` with both
+    gradients in one call (the two points stacked on a new leading axis). No Hessian is ever
+    formed (no ``hessian_times``: MAML uses the HVP).
+
+    Parameters
+    ----------
+    net : MLP
+    """
+
+    def __init__(self, net: MLP) -> None:
+        if not isinstance(net, MLP):
+            raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
+        self.net = net
+
+    def grad(self, W: np.ndarray, batch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        r""":math:`\nabla f(w)` on the batch, shape ``(*lead, P)``."""
+        return self.net.grad_kernel(W, *batch)
+
+    def loss_grad(
+        self, W: np.ndarray, batch: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Losses (``lead``) and gradients (``(*lead, P)``) in one pass."""
+        return self.net.loss_grad_kernel(W, *batch)
+
+    def hvp(self, W: np.ndarray, V: np.ndarray, batch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        r"""Exact :math:`\nabla^2 f(w)\,v` (R-operator), shape ``(*lead, P)``."""
+        return self.net.hvp_kernel(W, V, *batch)
+
+    def central_difference(
+        self, W: np.ndarray, G: np.ndarray, delta: np.ndarray, batch: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """HF-MAML's difference quotient of every row, ``delta`` of shape ``G.shape[:-1]``."""
+        W_pm = np.empty((2, *G.shape))
+        np.multiply(G, delta[..., None], out=W_pm[0])
+        np.negative(W_pm[0], out=W_pm[1])  # +-delta_i g_i
+        W_pm += W
+        pm = self.net.grad_kernel(W_pm, *batch)
+        D = pm[0]
+        D -= pm[1]
+        D /= (2.0 * delta)[..., None]
+        return D

@@ -28,7 +28,7 @@ Estimators (all vectorised over draws; draws are processed in chunks to bound me
 * :func:`empirical_meta_gradients`, :func:`l4_gap` -- draws of the gradient of the
   empirical objective :math:`\hat F` and :math:`\|\nabla\hat F(w) - \nabla F(w)\|` (THEORY L4).
 
-:class:`KinkFamily` is a task family that satisfies A2 but **violates A3** (its Hessian
+:class:`~hfmaml_core.counterexamples.KinkFamily` (importable from here) is a task family that satisfies A2 but **violates A3** (its Hessian
 jumps): run through :func:`l3_bias` at its kink it has a bias of first order in
 :math:`1/\sqrt{D_{in}}`, the control case for a claim that the bias decays like
 :math:`1/D_{in}` under A3.
@@ -49,6 +49,7 @@ import numpy as np
 
 from . import _validate as V
 from . import meta, stepsize
+from .counterexamples import KinkFamily
 from .tasks import TaskFamily
 
 __all__ = [
@@ -299,94 +300,6 @@ def step_moments(
 
 
 # ------------------------------------------------------------------------- THEORY L3
-class KinkFamily(TaskFamily):
-    r"""Piecewise-quadratic tasks: smooth gradient (A2), Hessian with a jump (A3 fails).
-
-    .. math::
-        f_i(w, \theta_{ij}) = \sum_{k=1}^d \psi_\kappa(w_k - c_{ik}) + b_{ij}^\top (w - c_i),
-        \qquad \psi_\kappa(r) = \tfrac12 r^2 \ (r \ge 0), \quad \tfrac12\kappa r^2 \ (r < 0),
-
-    with ``b`` re-centred to mean 0 per task, so :math:`f_i(w) = \sum_k\psi_\kappa(w_k - c_{ik})`.
-    Every per-point gradient :math:`\psi_\kappa'(w - c_i) + b_{ij}` is Lipschitz with
-    :math:`L_i = \max(1, \kappa)` (THEORY A2) but has a kink at :math:`w = c_i`: the Hessian
-    jumps from :math:`\kappa I` to :math:`I` there, so no finite :math:`\rho` exists (A3 fails;
-    ``rho_tasks`` is ``inf``, or 0 when :math:`\kappa = 1`). At the kink (convention: the
-    Hessian is :math:`I` at :math:`r = 0`) the gradient is 0, the adapted point is
-    :math:`u = c_i` again, and the bias of THEORY L3 is of **first order**:
-
-    .. math:: e_i = E\,\psi_\kappa'(-\alpha\varepsilon) = \frac{\alpha(1-\kappa)}{2}\,E|\varepsilon|
-              \quad\text{(coordinate-wise)}, \qquad \varepsilon = \tilde b_{D_{in}},
-
-    of order :math:`\alpha|1-\kappa|\tilde\sigma_i/\sqrt{D_{in}}`: L3's rate, which A3 improves to
-    :math:`1/D_{in}` for smooth families.
-
-    Parameters
-    ----------
-    c : array, shape (m, d)
-        The kinks (and minimisers) of the tasks.
-    b : array, shape (m, n, d)
-        Linear noise of each data point; re-centred to mean 0 per task.
-    kappa : float
-        Curvature on the negative side, ``> 0``.
-    probs : array, shape (m,), optional
-        Task probabilities (default uniform).
-    """
-
-    name = "kink"
-
-    def __init__(self, c: object, b: object, kappa: float, probs: object = None) -> None:
-        c_ = np.asarray(c)
-        if c_.ndim != 2:
-            raise ValueError(f"c must have shape (m, d); got shape {c_.shape}")
-        m, d = c_.shape
-        c_ = V.array("c", c_, shape=(m, d))
-        b_ = V.array("b", b, shape=(m, None, d))
-        self.kappa = V.real("kappa", kappa, lo=0.0, lo_open=True)
-        super().__init__(d, m, b_.shape[1], probs)
-        self.c = c_.copy()
-        self.b = b_ - b_.mean(axis=1, keepdims=True)
-
-    @property
-    def L_tasks(self) -> np.ndarray:
-        return np.full(self.n_tasks, max(1.0, self.kappa))
-
-    @property
-    def rho_tasks(self) -> np.ndarray:
-        return np.full(self.n_tasks, 0.0 if self.kappa == 1.0 else np.inf)
-
-    def _curv(self, diff: np.ndarray) -> np.ndarray:
-        return np.where(diff >= 0.0, 1.0, self.kappa)
-
-    def _noise(self, T: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
-        if idx is None:
-            return np.zeros((T.size, self.dim))
-        return self.b[T[:, None], idx].mean(axis=1)
-
-    def loss_kernel(self, W, T, idx):
-        diff = W - self.c[T]
-        quad = 0.5 * np.einsum("bd,bd->b", self._curv(diff) * diff, diff)
-        return quad + np.einsum("bd,bd->b", self._noise(T, idx), diff)
-
-    def grad_kernel(self, W, T, idx):
-        diff = W - self.c[T]
-        return self._curv(diff) * diff + self._noise(T, idx)
-
-    def hessian_kernel(self, W, T, idx):
-        curv = self._curv(W - self.c[T])
-        return curv[:, :, None] * np.eye(self.dim)
-
-    def hvp_kernel(self, W, Vv, T, idx):
-        return self._curv(W - self.c[T]) * Vv
-
-    def point_grad_kernel(self, w, t):
-        diff = w - self.c[t]
-        return self._curv(diff) * diff + self.b[t]
-
-    def point_hessian_kernel(self, w, t):
-        H = self._curv(w - self.c[t])[:, None] * np.eye(self.dim)
-        return np.broadcast_to(H, (self.n_points, self.dim, self.dim)).copy()
-
-
 def _check_common(
     family: TaskFamily, w: object, alpha: object, rng: object, n_draws: object
 ) -> tuple[np.ndarray, float, int]:

@@ -26,16 +26,16 @@
     Remove outputs and execution counts (keeping tags) and write each notebook in
     the form JupyterLab itself saves, with the project's kernel, so it opens
     unmodified; ``--check`` only lists the notebooks that are not in that form.
+
+The parts, one concern each, re-exported here: :mod:`hfmaml_core.parameters` (the
+``parameters`` cell and ``-p`` checks), :mod:`hfmaml_core.report` (``VERIFICATION.md`` and
+README's findings table), :mod:`hfmaml_core.nbcanon` (notebooks in canonical form).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import copy
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -45,11 +45,57 @@ from pathlib import Path
 
 from . import _io, paths
 from ._io import write_text_atomic
-from .claims import KINDS, THEORY_ITEMS
 
-KERNEL_NAME = "hfmaml"
-#: The kernelspec every committed notebook carries (what JupyterLab writes for the kernel).
-KERNELSPEC = {"display_name": "Python (hfmaml)", "language": "python", "name": KERNEL_NAME}
+# Re-exported (``pipeline.NAME`` as before): the parts split off by concern.
+from .nbcanon import (
+    KERNEL_NAME,
+    KERNELSPEC,
+    canonical_notebook,
+    kernel_language_info,
+    notebook_names,
+    sha256,
+    strip,
+)
+from .parameters import check_parameters, notebook_parameters, overridden, parse_value
+from .report import (
+    KIND_HEADINGS,
+    README_FINDINGS,
+    claim_ok,
+    claim_problems,
+    findings_table,
+    item_anchor,
+    readme_with_findings,
+    render_report,
+)
+
+__all__ = [
+    "DEFAULTS_STAMP",
+    "KERNEL_NAME",
+    "KERNELSPEC",
+    "README_FINDINGS",
+    "canonical_notebook",
+    "check_parameters",
+    "claim_problems",
+    "collect",
+    "ensure_kernel",
+    "findings_table",
+    "item_anchor",
+    "kernel_language_info",
+    "main",
+    "non_default_runs",
+    "notebook_names",
+    "notebook_parameters",
+    "parse_value",
+    "readme_with_findings",
+    "recover_figures",
+    "render_report",
+    "run",
+    "stale_inputs",
+    "strip",
+    "swap_dirs",
+    "verify",
+]
+
 FIGURE_SUFFIXES = (".pdf", ".png")
 GENERATED = ("claims.json", "VERIFICATION.md", "MANIFEST.json")
 #: Written into ``build/stage/NAME/`` by a complete run with the default parameters only.
@@ -62,15 +108,6 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THR
 
 
 # ---------------------------------------------------------------------- hashing
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def notebook_names() -> list[str]:
-    """Stems of ``notebooks/*.ipynb``, in order."""
-    return sorted(p.stem for p in paths.NOTEBOOKS.glob("*.ipynb"))
-
-
 def notebook_hash(path: Path) -> str:
     """Hash of what a notebook *is*: cell types, sources and tags (not outputs or metadata).
 
@@ -85,7 +122,7 @@ def notebook_hash(path: Path) -> str:
         ]
         for c in nb["cells"]
     ]
-    return _sha256(json.dumps(cells, sort_keys=True).encode())
+    return sha256(json.dumps(cells, sort_keys=True).encode())
 
 
 def library_hashes() -> dict[str, str]:
@@ -102,7 +139,7 @@ def library_hashes() -> dict[str, str]:
         + [paths.ROOT / "pyproject.toml"]
     )
     return {
-        p.relative_to(paths.ROOT).as_posix(): _sha256(p.read_bytes())
+        p.relative_to(paths.ROOT).as_posix(): sha256(p.read_bytes())
         for p in files
         if "__pycache__" not in p.parts and p.name not in NOT_FIGURE_INPUTS
     }
@@ -121,7 +158,7 @@ def input_hashes() -> dict[str, str]:
 def _notebook_inputs(name: str) -> str:
     """One hash of a notebook together with the library it imports."""
     parts = {"notebook": notebook_hash(paths.NOTEBOOKS / f"{name}.ipynb"), **library_hashes()}
-    return _sha256(json.dumps(parts, sort_keys=True).encode())
+    return sha256(json.dumps(parts, sort_keys=True).encode())
 
 
 # ---------------------------------------------------------------------- running
@@ -156,127 +193,6 @@ def ensure_kernel() -> Path:
         [str(root)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
     )
     return root
-
-
-def parse_value(text: str) -> object:
-    """Parse a ``-p`` value as papermill's CLI does: a Python literal, else a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def notebook_parameters(path: Path) -> dict[str, object]:
-    """The defaults of a notebook's ``parameters`` cell, read with :mod:`ast` (nothing runs).
-
-    Raises ``ValueError`` unless the notebook has exactly one cell tagged
-    ``parameters`` holding only assignments of literals to plain names.
-    """
-    path = Path(path)
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(
-            f"{path.name} must have exactly one cell tagged 'parameters'; it has {len(cells)}"
-        )
-    src = cells[0]["source"]
-    src = "".join(src) if isinstance(src, list) else src
-    out: dict[str, object] = {}
-    for stmt in ast.parse(src).body:
-        if not (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-        ):
-            raise ValueError(
-                f"{path.name}: the parameters cell must hold plain assignments `name = literal` "
-                f"only (line {stmt.lineno})"
-            )
-        try:
-            out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
-        except ValueError:
-            raise ValueError(
-                f"{path.name}: parameter {stmt.targets[0].id} must be a literal value "
-                f"(line {stmt.lineno}); derived values go in the next cell"
-            ) from None
-    return out
-
-
-def _kind_of(default: object) -> str:
-    """The allowed values of a parameter, from the type of its default, in words."""
-    if isinstance(default, bool):
-        return "True or False"
-    if isinstance(default, int):
-        return "an integer >= 0"
-    if isinstance(default, float):
-        return "a finite number"
-    if isinstance(default, str):
-        return "a string"
-    if isinstance(default, (list, tuple)):
-        inner = (
-            f" of {_kind_of(default[0]).removeprefix('a ').removeprefix('an ')}s" if default else ""
-        )
-        return f"a list{inner}"
-    return "a Python literal"
-
-
-def _conforms(value: object, default: object) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if isinstance(default, float):
-        return (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        )
-    if isinstance(default, str):
-        return isinstance(value, str)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple)) and (
-            not default or all(_conforms(v, default[0]) for v in value)
-        )
-    return True
-
-
-def check_parameters(name: str, parameters: dict, defaults: dict) -> dict[str, object]:
-    """Parameters checked against the notebook's defaults; raises ``ValueError`` before any run.
-
-    Every name must be one of the notebook's parameters, and every value of the
-    kind of its default: ``True``/``False`` for a bool, an integer >= 0 for an
-    int, a finite number for a float (an integer is converted), a string for a
-    string, a list of such values for a list. The error names the notebook, the
-    parameter and the allowed values.
-    """
-    unknown = sorted(set(parameters) - set(defaults))
-    if unknown:
-        raise ValueError(
-            f"{name}: unknown parameter{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(unknown)}; its parameters are {', '.join(defaults)}"
-        )
-    out: dict[str, object] = {}
-    for key, value in parameters.items():
-        default = defaults[key]
-        if not _conforms(value, default):
-            raise ValueError(
-                f"{name}: parameter {key} must be {_kind_of(default)} (its default is "
-                f"{default!r}); got {value!r}"
-            )
-        if isinstance(default, float):
-            value = float(value)
-        elif isinstance(default, (list, tuple)) and default and isinstance(default[0], float):
-            value = [float(v) for v in value]
-        out[key] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def overridden(parameters: dict, defaults: dict) -> dict[str, object]:
-    """The checked parameters whose value differs from the notebook's default."""
-    return {
-        k: v
-        for k, v in parameters.items()
-        if not (type(v) is type(defaults[k]) and v == defaults[k])
-        and not (isinstance(defaults[k], tuple) and list(defaults[k]) == v)
-    }
 
 
 def _rel(path: Path) -> str:
@@ -395,274 +311,6 @@ def run(
 
 
 # --------------------------------------------------------------------- collecting
-def _fmt(x: object) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, list):
-        return "[" + ", ".join(_fmt(v) for v in x) + "]"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    return str(x)
-
-
-_REL = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "=", "in": "∈"}
-
-#: Report sections, in order, with their headings.
-_KIND_HEADINGS = {
-    "finding": "Findings",
-    "theory": "Theory",
-    "check": "Checks",
-    "performance": "Performance",
-}
-
-
-def _anchor(c: dict) -> str:
-    return f"{c['notebook']}-{c['id']}".replace(".", "-").replace("_", "-")
-
-
-def _ok(c: dict) -> bool:
-    """A claim that holds and whose control (if any) does not."""
-    ctrl = c.get("control")
-    return bool(c["holds"]) and not (ctrl and ctrl["holds"])
-
-
-def _comparison_text(measured, uncertainty, relation, bound, tolerance) -> str:
-    m = _fmt(measured)
-    if uncertainty is not None:
-        m += f" ± {_fmt(uncertainty)}"
-    b = _fmt(bound)
-    if relation == "==":
-        b += f" (± {_fmt(tolerance)})"
-    return f"{m} {_REL[relation]} {b}"
-
-
-def claim_problems(claims: Sequence[dict]) -> list[str]:
-    """One line per claim that fails the build: it does not hold, or its control holds."""
-    out = []
-    for c in claims:
-        where = f"{c['notebook']}:{c['id']} ({c.get('kind', '?')}, {c.get('theory') or '-'})"
-        if not c["holds"]:
-            out.append(f"{where}: does not hold")
-        ctrl = c.get("control")
-        if ctrl and ctrl["holds"]:
-            out.append(
-                f"{where}: its control holds, so the check cannot discriminate "
-                f"({ctrl['statement']})"
-            )
-    return out
-
-
-def item_anchor(item: str) -> str:
-    """The HTML anchor of a THEORY item's section in the report, e.g. ``item-t1``."""
-    return f"item-{item.lower()}"
-
-
-def _by_item_section(claims: Sequence[dict]) -> list[str]:
-    lines = [
-        "## Claims by THEORY item",
-        "",
-        "Each item of [`THEORY.md`](../THEORY.md) with the claims that cite it "
-        "(THEORY.md links here).",
-        "",
-    ]
-    for item in THEORY_ITEMS:
-        cited = [c for c in claims if c.get("theory") == item]
-        refs = ", ".join(
-            f"[`{c['notebook']}:{c['id']}`](#{_anchor(c)})" + ("" if _ok(c) else " **FAILS**")
-            for c in cited
-        )
-        lines.append(
-            f'- <a id="{item_anchor(item)}"></a>**{item}** '
-            f"([THEORY.md](../THEORY.md#{item.lower()})): "
-            + (
-                f"{len(cited)} claim{'s' if len(cited) != 1 else ''}: {refs}"
-                if cited
-                else "no claim"
-            )
-        )
-    return lines + [""]
-
-
-#: The markers between which `make figures` writes README's findings table.
-README_FINDINGS = (
-    "<!-- findings:begin — written by `make figures` from figures/claims.json; do not edit -->",
-    "<!-- findings:end -->",
-)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def findings_table(claims: Sequence[dict], *, report: str, theory: str) -> list[str]:
-    """One Markdown table row per ``finding`` claim: item, what was found, numbers, control.
-
-    ``report`` and ``theory`` are the paths (relative to where the table is shown) of
-    ``figures/VERIFICATION.md`` and ``THEORY.md``; ``report=""`` links within the report.
-    """
-    rows = [
-        "| claim | THEORY | what was found | measured | control (must fail) |",
-        "|---|---|---|---|---|",
-    ]
-    for c in claims:
-        if c.get("kind") != "finding":
-            continue
-        mark = "" if _ok(c) else " **FAILS**"
-        cmp = _comparison_text(
-            c["measured"], c.get("uncertainty"), c["relation"], c["bound"], c.get("tolerance")
-        )
-        ctrl = c.get("control") or {}
-        if ctrl:
-            ccmp = _comparison_text(
-                ctrl["measured"],
-                ctrl.get("uncertainty"),
-                ctrl["relation"],
-                ctrl["bound"],
-                ctrl.get("tolerance"),
-            )
-            verdict = (
-                "fails, as it should" if not ctrl["holds"] else "**holds: cannot discriminate**"
-            )
-            ctext = f"{ctrl['statement']}: {ccmp} — {verdict}"
-        else:
-            ctext = "—"
-        item = c["theory"]
-        rows.append(
-            f"| [`{c['notebook']}:{c['id']}`]({report}#{_anchor(c)}){mark} "
-            f"| [{item}]({theory}#{item.lower()}) | {_cell(c['statement'])} | {_cell(cmp)} "
-            f"| {_cell(ctext)} |"
-        )
-    return rows
-
-
-def readme_with_findings(text: str, claims: Sequence[dict]) -> str:
-    """README's text with the findings table between :data:`README_FINDINGS` replaced."""
-    begin, end = README_FINDINGS
-    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise ValueError(
-            f"README.md must hold the markers {begin!r} and {end!r} once each, in that order"
-        )
-    head, rest = text.split(begin)
-    _, tail = rest.split(end)
-    table = findings_table(claims, report="figures/VERIFICATION.md", theory="THEORY.md")
-    return head + begin + "\n" + "\n".join(table) + "\n" + end + tail
-
-
-def render_report(claims: Sequence[dict], figures: dict[str, list[str]], parameters: dict) -> str:
-    """The readable verification report (Markdown): counts by kind, findings, then tables by kind."""
-    kinds = list(_KIND_HEADINGS)
-    n_ok = sum(_ok(c) for c in claims)
-    lines = [
-        "# Verification report",
-        "",
-        "Written by `make figures`; do not edit. Each row is a claim a notebook checked: a",
-        "measured number compared with a bound or an expected value. Every claim has a kind:",
-        "",
-    ]
-    lines += [f"- **{k}**: {KINDS[k]}." for k in kinds]
-    lines += [
-        "",
-        "Every `theory` and `finding` claim also runs a **control**: the same measurement on a",
-        "case where the statement should be false. The control must *fail*; a control that holds",
-        "means the check cannot tell right from wrong, and fails `make figures` like a claim that",
-        "does not hold. THEORY items are those of `THEORY.md`.",
-        "",
-        f"**{n_ok} of {len(claims)} claims hold** across {len(figures)} notebook(s).",
-        "",
-        "| kind | claims | hold | with a control | control fails, as it should |",
-        "|---|---|---|---|---|",
-    ]
-    for k in kinds:
-        ck = [c for c in claims if c.get("kind") == k]
-        with_ctrl = [c for c in ck if c.get("control")]
-        lines.append(
-            f"| {k} | {len(ck)} | {sum(c['holds'] for c in ck)} | {len(with_ctrl)} "
-            f"| {sum(not c['control']['holds'] for c in with_ctrl)} |"
-        )
-    lines.append("")
-    problems = claim_problems(claims)
-    if problems:
-        lines += ["**Failing the build:**", ""] + [f"- `{p}`" for p in problems] + [""]
-    findings = [c for c in claims if c.get("kind") == "finding"]
-    if findings:
-        lines += ["## What was found", ""]
-        lines += findings_table(claims, report="", theory="../THEORY.md")
-        lines.append("")
-    for k in kinds:
-        ck = [c for c in claims if c.get("kind") == k]
-        if not ck:
-            continue
-        lines += [
-            f"## {_KIND_HEADINGS[k]} ({len(ck)})",
-            "",
-            "| | THEORY | claim | statement | measured | | bound or expected | control |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for c in ck:
-            mark = "holds" if c["holds"] else "**FAILS**"
-            measured = _fmt(c["measured"])
-            if c.get("uncertainty") is not None:
-                measured += f" ± {_fmt(c['uncertainty'])}"
-            bound = _fmt(c["bound"])
-            if c["relation"] == "==":
-                bound += f" (± {_fmt(c['tolerance'])})"
-            ctrl = c.get("control")
-            if ctrl:
-                verdict = (
-                    "fails, as it should" if not ctrl["holds"] else "**HOLDS: cannot discriminate**"
-                )
-                ctext = (
-                    f"{ctrl['statement']}: "
-                    + _comparison_text(
-                        ctrl["measured"],
-                        ctrl.get("uncertainty"),
-                        ctrl["relation"],
-                        ctrl["bound"],
-                        ctrl.get("tolerance"),
-                    )
-                    + f" — {verdict}"
-                )
-            else:
-                ctext = "—"
-            cells = [
-                mark,
-                c.get("theory") or "—",
-                f'<a id="{_anchor(c)}"></a>`{c["notebook"]}:{c["id"]}`',
-                c["statement"],
-                measured,
-                _REL[c["relation"]],
-                bound,
-                ctext,
-            ]
-            lines.append(
-                "| "
-                + " | ".join(
-                    x.replace("|", "\\|") if i in (3, 7) else x for i, x in enumerate(cells)
-                )
-                + " |"
-            )
-        lines.append("")
-    lines += _by_item_section(claims)
-    lines += ["## Figures by notebook", ""]
-    for nb, figs in figures.items():
-        over = parameters.get(nb) or {}
-        note = (
-            f" (parameters overridden: {json.dumps(over, sort_keys=True, default=str)})"
-            if over
-            else ""
-        )
-        lines.append(
-            f"- [`notebooks/{nb}.ipynb`](../notebooks/{nb}.ipynb){note}: "
-            + (", ".join(f"`{f}`" for f in figs) or "no figures")
-        )
-    lines += [
-        "",
-        "Details of each claim (fitted intervals, sample sizes) are in `claims.json`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def swap_dirs(figures_dir: Path) -> tuple[Path, Path]:
     """The folders beside ``figures/`` that ``collect`` writes into and retires into."""
     figdir = Path(figures_dir)
@@ -795,12 +443,12 @@ def collect(
     outputs: dict[str, str] = {}
     for f, src in sorted(sources.items()):
         data = src.read_bytes()
-        outputs[f] = _sha256(data)
+        outputs[f] = sha256(data)
         _io.write_atomic(new / f, lambda fh, data=data: fh.write(data))
     claims_text = json.dumps({"claims": claims}, indent=2, allow_nan=False) + "\n"
     report = render_report(claims, figures, parameters)
     for fname, text in (("claims.json", claims_text), ("VERIFICATION.md", report)):
-        outputs[fname] = _sha256(text.encode())
+        outputs[fname] = sha256(text.encode())
         _io.write_text_atomic(new / fname, text)
     manifest = {
         "about": "Written by `make figures`. tests/test_figures.py fails when an input changed "
@@ -818,8 +466,8 @@ def collect(
         _io.write_text_atomic(readme, readme_new)
 
     problems = claim_problems(claims)
-    n_ok = sum(_ok(c) for c in claims)
-    counts = ", ".join(f"{sum(c.get('kind') == k for c in claims)} {k}" for k in _KIND_HEADINGS)
+    n_ok = sum(claim_ok(c) for c in claims)
+    counts = ", ".join(f"{sum(c.get('kind') == k for c in claims)} {k}" for k in KIND_HEADINGS)
     print(
         f"figures/: {len(sources)} figure files from {len(names)} notebook(s); "
         f"{n_ok} of {len(claims)} claims hold ({counts})"
@@ -877,113 +525,6 @@ def verify(figures_dir: Path | None = None) -> int:
     return 1 if (bad or stale or overridden_runs) else 0
 
 
-# ------------------------------------------------------------------------ strip
-#: Notebook-level metadata that a run or an editor adds and a committed notebook drops.
-_VOLATILE_NB_METADATA = ("papermill", "orig_nbformat", "widgets", "vscode", "interpreter")
-#: Cell-level metadata of the same kind (execution timings, scroll state, trust).
-_VOLATILE_CELL_METADATA = (
-    "execution",
-    "papermill",
-    "scrolled",
-    "collapsed",
-    "trusted",
-    "ExecuteTime",
-)
-
-
-def kernel_language_info(version: str | None = None) -> dict:
-    """The ``language_info`` the project's kernel (ipykernel) reports in its kernel_info reply.
-
-    JupyterLab writes this into the notebook's metadata when the kernel starts;
-    a notebook that already holds exactly this value is not marked modified.
-    ``version`` replaces the Python version (default: this Python's).
-    """
-    from ipykernel.ipkernel import IPythonKernel
-
-    info = copy.deepcopy(IPythonKernel.language_info)
-    if version is not None:
-        info["version"] = version
-    return info
-
-
-def _cell_id(index: int, cell: dict, taken: set[str]) -> str:
-    src = cell.get("source", "")
-    src = "".join(src) if isinstance(src, list) else src
-    digest = _sha256(f"{index}\0{cell['cell_type']}\0{src}".encode())
-    for start in range(0, 56, 8):
-        cid = digest[start : start + 8]
-        if cid not in taken:
-            return cid
-    raise AssertionError("no free cell id")  # pragma: no cover
-
-
-def canonical_notebook(text: str, *, language_version: str | None = None) -> str:
-    """A notebook without outputs, in the exact form JupyterLab saves, on the project's kernel.
-
-    Outputs and execution counts removed; tags and other cell metadata kept
-    except run-time state (:data:`_VOLATILE_CELL_METADATA`); nbformat 4.5 with
-    a cell id on every cell (existing ids kept, missing ones derived from the
-    cell's position and source, so the result is deterministic); metadata
-    ``kernelspec`` = :data:`KERNELSPEC` and ``language_info`` = what the kernel
-    reports (:func:`kernel_language_info`), which JupyterLab would otherwise
-    write on open and so mark the notebook modified; serialised by nbformat as
-    jupyter-server does on save (sorted keys, one-space indent, final newline).
-    """
-    import nbformat
-
-    nb = nbformat.reads(text, as_version=4)
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    for key in _VOLATILE_NB_METADATA:
-        nb.metadata.pop(key, None)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata["language_info"] = kernel_language_info(language_version)
-    taken = {c["id"] for c in nb.cells if c.get("id")}
-    for i, cell in enumerate(nb.cells):
-        if not cell.get("id"):
-            cell["id"] = _cell_id(i, cell, taken)
-            taken.add(cell["id"])
-        for key in _VOLATILE_CELL_METADATA:
-            cell.metadata.pop(key, None)
-        if isinstance(cell.metadata.get("jupyter"), dict):
-            cell.metadata["jupyter"].pop("outputs_hidden", None)
-            if not cell.metadata["jupyter"]:
-                del cell.metadata["jupyter"]
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-        if "attachments" in cell and not cell["attachments"]:
-            del cell["attachments"]
-    out = nbformat.writes(nb, version=4)
-    return out if out.endswith("\n") else out + "\n"
-
-
-def strip(names: Sequence[str] | None = None, *, check: bool = False) -> list[str]:
-    """Rewrite notebooks in canonical form (:func:`canonical_notebook`); return those changed.
-
-    With ``check=True`` nothing is written: the notebooks that are not in
-    canonical form (ignoring the Python version in ``language_info``) are returned.
-    """
-    all_names = notebook_names()
-    names = list(names) if names else all_names
-    bad = sorted(set(names) - set(all_names))
-    if bad:
-        raise ValueError(f"name must be one of the notebooks {', '.join(all_names)}; got {bad}")
-    changed = []
-    for name in names:
-        path = paths.NOTEBOOKS / f"{name}.ipynb"
-        text = path.read_text(encoding="utf-8")
-        version = None
-        if check:
-            version = json.loads(text).get("metadata", {}).get("language_info", {}).get("version")
-        new = canonical_notebook(text, language_version=version)
-        if new != text:
-            changed.append(name)
-            if not check:
-                write_text_atomic(path, new)
-    return changed
-
-
-# --------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hfmaml_core.pipeline", description=__doc__.split("\n")[0]

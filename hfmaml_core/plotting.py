@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from . import paths
+from . import methods, paths
 from ._io import write_atomic
 
 __all__ = [
@@ -38,7 +38,8 @@ PAGE = 7.0  # inches: full text width
 
 #: Okabe & Ito (2008), safe for the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
-METHOD_COLORS = {"MAML": PALETTE[0], "FO-MAML": PALETTE[1], "HF-MAML": PALETTE[2]}
+#: Colour by method label, a view of the one method table (:mod:`hfmaml_core.methods`).
+METHOD_COLORS = {m.label: m.color for m in methods.TABLE}
 
 RC = {
     "figure.figsize": (COLUMN, COLUMN * 0.7),

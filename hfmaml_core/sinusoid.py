@@ -50,15 +50,27 @@ allocator does less work.)
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _validate as V
-from .mlp import MLP
+from . import engine
+from .hvp import radius_rule
+from .methods import LABELS
+from .methods import get as get_method
+from .mlp import MLP, NetworkKernels
+from .sinusoid_tasks import (
+    AMPLITUDE_RANGE,
+    INPUT_RANGE,
+    PHASE_RANGE,
+    SinusoidTasks,
+    adapt,
+    adaptation_errors,
+    check_inputs,
+    sample_tasks,
+)
 
 __all__ = [
     "AMPLITUDE_RANGE",
@@ -78,133 +90,22 @@ __all__ = [
     "train",
 ]
 
-AMPLITUDE_RANGE: tuple[float, float] = (0.1, 5.0)
-PHASE_RANGE: tuple[float, float] = (0.0, math.pi)
-INPUT_RANGE: tuple[float, float] = (-5.0, 5.0)
-METHODS: tuple[str, ...] = ("MAML", "FO-MAML", "HF-MAML")
+#: Method labels, a view of the one table :data:`hfmaml_core.methods.LABELS`.
+METHODS: tuple[str, ...] = LABELS
 #: Default finite-difference radius of HF-MAML: the two gradients are taken at
 #: distance ``DEFAULT_DELTA`` from ``w`` (see the module docstring).
 DEFAULT_DELTA: float = 1e-3
 #: Finite differences HF-MAML's Hessian term can be computed with: ``"central"``
 #: (THEORY H1, the method's own) and ``"forward"``,
 #: :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w)]/\delta_i`, whose error is first
-#: order in :math:`\delta` (a deliberately worse estimator, for controls and exercises).
-DIFFERENCES: tuple[str, ...] = ("central", "forward")
-
-
-# =============================================================================
-# tasks
-# =============================================================================
-
-
-@dataclass(frozen=True)
-class SinusoidTasks:
-    r"""A batch of sinusoid tasks :math:`y = A\sin(x - \varphi)` with their data.
-
-    Attributes
-    ----------
-    amplitude, phase : ndarray, shape ``lead``
-        :math:`A` and :math:`\varphi` of each task.
-    x_support, y_support : ndarray, shape ``(*lead, K, 1)``
-        Support set (inner step).
-    x_query, y_query : ndarray, shape ``(*lead, K_q, 1)``
-        Query set (outer gradient, or meta-test error).
-    """
-
-    amplitude: np.ndarray
-    phase: np.ndarray
-    x_support: np.ndarray
-    y_support: np.ndarray
-    x_query: np.ndarray
-    y_query: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Leading (task) shape ``lead``."""
-        return self.amplitude.shape
-
-    def truth(self, x: object) -> np.ndarray:
-        r""":math:`A\sin(x - \varphi)` of every task at inputs ``x`` of shape ``(*lead, n, 1)``
-        (or ``(n, 1)``, shared by all tasks)."""
-        xa = np.asarray(x, dtype=float)
-        return self.amplitude[..., None, None] * np.sin(xa - self.phase[..., None, None])
-
-    def __getitem__(self, index: object) -> SinusoidTasks:
-        """The tasks ``index`` selects along the leading axes (numpy indexing)."""
-        amp = self.amplitude[index]  # type: ignore[index]
-        if np.ndim(amp) == 0:
-            raise ValueError("index must keep at least one task axis (use [i:i+1], not [i])")
-        return SinusoidTasks(
-            amp,
-            self.phase[index],  # type: ignore[index]
-            self.x_support[index],  # type: ignore[index]
-            self.y_support[index],  # type: ignore[index]
-            self.x_query[index],  # type: ignore[index]
-            self.y_query[index],  # type: ignore[index]
-        )
-
-
-def _check_shape(shape: object) -> tuple[int, ...]:
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, Sequence) or len(shape) == 0:
-        raise ValueError(
-            f"shape must be an integer >= 1 or a non-empty tuple of them; got {shape!r}"
-        )
-    return tuple(V.integer("shape", s) for s in shape)
-
-
-def sample_tasks(
-    rng: np.random.Generator,
-    shape: int | tuple[int, ...],
-    k_support: int = 10,
-    k_query: int = 10,
-) -> SinusoidTasks:
-    r"""Draw sinusoid tasks and their data as in the MAML benchmark.
-
-    .. math::
-        A \sim U[0.1, 5],\quad \varphi \sim U[0, \pi],\quad x \sim U[-5, 5],\quad
-        y = A\sin(x - \varphi).
-
-    Draw order (for reproducibility): amplitudes, phases, support inputs, query inputs.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    shape : int or tuple of int
-        Leading shape of the batch: ``B`` tasks, or ``(R, B)`` for ``R`` runs.
-    k_support, k_query : int
-        Support and query points per task, each >= 1.
-    """
-    V.generator(rng)
-    lead = _check_shape(shape)
-    k_support = V.integer("k_support", k_support)
-    k_query = V.integer("k_query", k_query)
-    amp = rng.uniform(*AMPLITUDE_RANGE, size=lead)
-    phase = rng.uniform(*PHASE_RANGE, size=lead)
-    xs = rng.uniform(*INPUT_RANGE, size=(*lead, k_support, 1))
-    xq = rng.uniform(*INPUT_RANGE, size=(*lead, k_query, 1))
-    a, p = amp[..., None, None], phase[..., None, None]
-    return SinusoidTasks(amp, phase, xs, a * np.sin(xs - p), xq, a * np.sin(xq - p))
+#: order in :math:`\delta` (a deliberately worse estimator, for controls and exercises);
+#: the engine's :data:`hfmaml_core.engine.DIFFERENCES`.
+DIFFERENCES: tuple[str, ...] = engine.DIFFERENCES
 
 
 # =============================================================================
 # meta-gradients
 # =============================================================================
-
-
-def _check_common(
-    net: object, W: object, tasks: object, alpha: object
-) -> tuple[MLP, np.ndarray, SinusoidTasks, float]:
-    if not isinstance(net, MLP):
-        raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
-    if not isinstance(tasks, SinusoidTasks):
-        raise ValueError(f"tasks must be a SinusoidTasks batch; got {type(tasks).__name__}")
-    if net.sizes[0] != 1 or net.sizes[-1] != 1:
-        raise ValueError(f"net must map 1 input to 1 output; got sizes {net.sizes}")
-    Wa = net._check_params("W", W)
-    alpha = V.real("alpha", alpha, lo=0.0, lo_open=True)
-    return net, Wa, tasks, alpha
 
 
 def _check_methods(methods: object) -> tuple[str, ...]:
@@ -272,12 +173,12 @@ def meta_directions(
     ValueError
         On a bad argument, or when ``W.shape[:-1]`` is not ``tasks.shape[:-1]``.
     """
-    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
+    net, Wa, tasks, alpha = check_inputs(net, W, tasks, alpha)
     methods = _check_methods(methods)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
     difference = V.choice("difference", difference, DIFFERENCES)
     _check_run_shape(net, Wa, tasks)
-    return _directions(net, Wa, tasks, alpha, methods, delta, difference)
+    return _engine_directions(net, Wa, tasks, alpha, methods, delta, difference)
 
 
 def _check_run_shape(net: MLP, Wa: np.ndarray, tasks: SinusoidTasks) -> None:
@@ -317,11 +218,11 @@ def hessian_term_error(
     ndarray, shape ``W.shape[:-1]``
         :math:`r` per run (``inf`` where the Hessian term is exactly zero).
     """
-    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
+    net, Wa, tasks, alpha = check_inputs(net, W, tasks, alpha)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
     difference = V.choice("difference", difference, DIFFERENCES)
     _check_run_shape(net, Wa, tasks)
-    dirs, _ = _directions(net, Wa, tasks, alpha, METHODS, delta, difference)
+    dirs, _ = _engine_directions(net, Wa, tasks, alpha, METHODS, delta, difference)
     return _hessian_term_error(dirs)
 
 
@@ -333,7 +234,7 @@ def _hessian_term_error(dirs: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
-def _directions(
+def _engine_directions(
     net: MLP,
     W: np.ndarray,
     tasks: SinusoidTasks,
@@ -342,117 +243,35 @@ def _directions(
     delta: float,
     difference: str = "central",
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    xs, ys = tasks.x_support, tasks.y_support
-    # In-place updates below avoid large temporaries (each is B x P floats).
+    """The requested directions through the one engine (:mod:`hfmaml_core.engine`), unchecked.
+
+    The network's kernels (:class:`~hfmaml_core.mlp.NetworkKernels`), batches ``(x, y)``: the
+    support set is :math:`D_{in}` and the Hessian batch (:math:`D_h = D_{in}`), the query set
+    :math:`D_o`; HF-MAML's rule is :func:`hfmaml_core.hvp.radius_rule`; each task's rows are
+    averaged with weight :math:`1/B`.
+    """
+    kern = NetworkKernels(net)
+    support = (tasks.x_support, tasks.y_support)
     Wt = W[..., None, :]  # a task axis: broadcasts against the tasks of the batch
-    W_hat = net._grads(Wt, xs, ys)  # grad f_i^s(w), shape (*lead, P) ...
-    W_hat *= -alpha
-    W_hat += Wt  # ... turned into w_i = w - alpha grad f_i^s(w)
-    q_loss, g = net._loss_grads(W_hat, tasks.x_query, tasks.y_query)
+    outer = engine.outer_gradients(
+        kern, Wt, alpha, support, (tasks.x_query, tasks.y_query), with_loss=True
+    )
+    rule = radius_rule(delta)
     out: dict[str, np.ndarray] = {}
     for m in methods:
-        if m == "FO-MAML":
-            out[m] = g.mean(axis=-2)
-        elif m == "MAML":
-            hg = net._hvps(Wt, g, xs, ys)  # exact Hessian-vector product
-            hg *= -alpha
-            hg += g
-            out[m] = hg.mean(axis=-2)
-        elif difference == "forward":  # [grad f(w + delta_i g_i) - grad f(w)] / delta_i
-            norm = np.sqrt(np.einsum("...p,...p->...", g, g))[..., None]
-            W_p = g * (delta / np.maximum(norm, np.finfo(float).tiny))
-            W_p += Wt
-            fd = net._grads(W_p, xs, ys)
-            fd -= net._grads(Wt, xs, ys)
-            fd *= np.where(norm > 0, (-alpha / delta) * norm, 0.0)
-            fd += g
-            out[m] = fd.mean(axis=-2)
-        else:  # HF-MAML: both gradients in one kernel call, stacked on a new leading axis
-            norm = np.sqrt(np.einsum("...p,...p->...", g, g))[..., None]
-            W_pm = np.empty((2, *g.shape))
-            np.multiply(g, delta / np.maximum(norm, np.finfo(float).tiny), out=W_pm[0])
-            np.negative(W_pm[0], out=W_pm[1])  # +-delta_i g_i, |delta_i g_i| = delta
-            W_pm += Wt
-            pm = net._grads(W_pm, xs, ys)
-            fd = pm[0]
-            fd -= pm[1]  # times 1/(2 delta_i) = |g_i|/(2 delta) is the H1 estimate of H_i g_i
-            fd *= np.where(norm > 0, (-alpha / (2.0 * delta)) * norm, 0.0)
-            fd += g
-            out[m] = fd.mean(axis=-2)
-    return out, q_loss
-
-
-# =============================================================================
-# adaptation and meta-test error
-# =============================================================================
-
-
-def _check_adapt(
-    net: object, W: object, tasks: object, alpha: object, n_steps: object
-) -> tuple[MLP, np.ndarray, SinusoidTasks, float, int]:
-    net, Wa, tasks, alpha = _check_common(net, W, tasks, alpha)
-    n_steps = V.integer("n_steps", n_steps, lo=0)
-    try:
-        np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
-    except ValueError:
-        raise ValueError(
-            f"W's leading shape {Wa.shape[:-1]} must broadcast against the tasks' {tasks.shape}"
-        ) from None
-    return net, Wa, tasks, alpha, n_steps
-
-
-def adapt(net: MLP, W: object, tasks: SinusoidTasks, alpha: float, n_steps: int) -> np.ndarray:
-    r"""Parameters after 0, 1, ..., ``n_steps`` gradient steps on each task's support set.
-
-    .. math:: w_i^{(k+1)} = w_i^{(k)} - \alpha\nabla f_i^{s}(w_i^{(k)}),\qquad w_i^{(0)} = w.
-
-    ``W`` has shape ``(..., P)`` broadcasting against ``tasks.shape``. Returns shape
-    ``(n_steps + 1, *lead, P)``: memory grows with the steps, so use
-    :func:`adaptation_errors` for many tasks.
-    """
-    net, Wa, tasks, alpha, n_steps = _check_adapt(net, W, tasks, alpha, n_steps)
-    lead = np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
-    out = np.empty((n_steps + 1, *lead, net.n_params))
-    out[0] = Wa
-    for k in range(n_steps):
-        out[k + 1] = out[k] - alpha * net._grads(out[k], tasks.x_support, tasks.y_support)
-    return out
-
-
-def adaptation_errors(
-    net: MLP, W: object, tasks: SinusoidTasks, alpha: float, n_steps: int
-) -> np.ndarray:
-    r"""Query mean squared error after 0, 1, ..., ``n_steps`` adaptation steps (the meta-test error).
-
-    .. math:: e_i^{(k)} = f_i^{q}(w_i^{(k)}),\qquad
-        w_i^{(k+1)} = w_i^{(k)} - \alpha\nabla f_i^{s}(w_i^{(k)}).
-
-    Parameters
-    ----------
-    net : MLP
-    W : array, shape (..., P)
-        Meta-learned parameters; leading shape broadcasting against ``tasks.shape``
-        (e.g. ``(R, 1, P)`` for ``R`` runs against ``N`` held-out tasks).
-    tasks : SinusoidTasks
-        Held-out tasks (support for adapting, query for the error).
-    alpha : float
-        Adaptation step, > 0.
-    n_steps : int
-        Largest number of steps, >= 0.
-
-    Returns
-    -------
-    ndarray, shape ``(n_steps + 1, *lead)``
-    """
-    net, Wa, tasks, alpha, n_steps = _check_adapt(net, W, tasks, alpha, n_steps)
-    lead = np.broadcast_shapes(Wa.shape[:-1], tasks.shape)
-    out = np.empty((n_steps + 1, *lead))
-    w = Wa
-    for k in range(n_steps + 1):
-        out[k] = net._losses(w, tasks.x_query, tasks.y_query)
-        if k < n_steps:
-            w = w - alpha * net._grads(w, tasks.x_support, tasks.y_support)
-    return out
+        U, _ = engine.task_directions(
+            kern,
+            Wt,
+            outer.G,
+            alpha,
+            get_method(m).name,
+            support,
+            hessian="hvp",
+            delta=rule,
+            difference=difference,
+        )
+        out[m] = U.mean(axis=-2)
+    return out, outer.loss
 
 
 # =============================================================================
@@ -513,7 +332,7 @@ class MetaLearner:
             raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
         self.net = net
         self.method = V.choice("method", method, METHODS)
-        w = net._check_params("w0", w0)
+        w = net.check_params("w0", w0)
         if w.ndim > 2:
             raise ValueError(f"w0 must have shape (P,) or (R, P); got {w.shape}")
         self.w = np.array(w, dtype=float)  # a private copy
@@ -569,7 +388,7 @@ class MetaLearner:
         else:
             _check_run_shape(self.net, self.w, batch)
         methods = METHODS if compare else (self.method,)
-        dirs, q_loss = _directions(self.net, self.w, batch, self.alpha, methods, self.delta)
+        dirs, q_loss = _engine_directions(self.net, self.w, batch, self.alpha, methods, self.delta)
         self.update(dirs[self.method])
         return q_loss.mean(axis=-1), dirs
 
@@ -677,7 +496,9 @@ def train(
         batch = learner.next_batch()
         hf_var = {}  # the variants at the current w (before the step), on this iteration's batch
         for v in variants if compare else ():
-            hf_var[v] = _directions(net, learner.w, batch, learner.alpha, ("HF-MAML",), *v)[0]
+            hf_var[v] = _engine_directions(net, learner.w, batch, learner.alpha, ("HF-MAML",), *v)[
+                0
+            ]
         losses[k], dirs = learner.step(compare=compare, batch=batch)
         for v, hf in hf_var.items():
             var_r[v].append(_hessian_term_error({**dirs, **hf}))

@@ -16,12 +16,20 @@ import math
 import numpy as np
 
 from . import _validate as V
+from .methods import TABLE
 from .tasks import TaskFamily
 
-__all__ = ["STEP_CONSTANTS", "l2_thresholds", "lipschitz_estimate", "theorem_step"]
+__all__ = [
+    "STEP_CONSTANTS",
+    "l2_thresholds",
+    "lipschitz_draws",
+    "lipschitz_estimate",
+    "theorem_step",
+]
 
-#: The constant ``c`` of ``beta_k = c / L~(w_k)`` in THEORY T1, T2, T3.
-STEP_CONSTANTS = {"maml": 1.0 / 12.0, "fomaml": 1.0 / 18.0, "hfmaml": 1.0 / 25.0}
+#: The constant ``c`` of ``beta_k = c / L~(w_k)`` in THEORY T1, T2, T3 (a view of
+#: :data:`hfmaml_core.methods.TABLE`).
+STEP_CONSTANTS = {m.name: m.step_constant for m in TABLE}
 
 _CHUNK_ROWS = 1 << 15  # rows of (task, batch) pairs per vectorised call: bounds memory
 
@@ -70,6 +78,55 @@ def lipschitz_estimate(
         G = family.grad_kernel(np.broadcast_to(wa, (k * bt, family.dim)), T, idx)
         means[start : start + k] = np.linalg.norm(G, axis=1).reshape(k, bt).mean(axis=1)
     return 4.0 * family.L + 2.0 * family.rho * a * means
+
+
+def lipschitz_draws(
+    family: TaskFamily,
+    W: np.ndarray,
+    alpha: float,
+    rng: np.random.Generator,
+    batch_tasks: int | None,
+    batch_points: int | None,
+) -> np.ndarray:
+    r"""One draw of :math:`\tilde L(w)` per row of ``W`` (vectorised over the rows), shape (R,).
+
+    .. math::
+        \tilde L(w_r) = 4L + 2\rho\alpha\,\sum_{j\in B'_r} q_j\,
+            \bigl\|\tilde\nabla f_j(w_r, D_\beta^j)\bigr\|,
+
+    with :math:`q_j = 1/B'` for a sampled batch. Unchecked (the runner calls it every
+    iteration with arguments it validated once). Same draw order as
+    :func:`lipschitz_estimate` (tasks, then data), so one row reproduces it. ``None``
+    batches use every task (weights :math:`q_j = p_j`, nothing drawn) / every point; with
+    ``rho = 0`` the estimate is ``4L`` exactly and nothing is drawn.
+
+    Parameters
+    ----------
+    family : TaskFamily
+    W : ndarray, shape (R, d)
+        One point per run.
+    alpha : float
+    rng : numpy.random.Generator
+    batch_tasks, batch_points : int or None
+        :math:`B'` and :math:`D_\beta` (``None``: every task / every point).
+    """
+    R = W.shape[0]
+    if family.rho == 0:
+        return np.full(R, 4.0 * family.L)
+    if batch_tasks is None:
+        bt, T, weights = family.n_tasks, np.tile(np.arange(family.n_tasks), R), family.probs
+    else:
+        bt = batch_tasks
+        T = rng.choice(family.n_tasks, size=R * bt, p=family.probs)
+        weights = np.full(bt, 1.0 / bt)
+    idx = (
+        None
+        if batch_points is None
+        else rng.integers(0, family.n_points, size=(R * bt, batch_points))
+    )
+    G = family.grad_kernel(np.repeat(W, bt, axis=0), T, idx)
+    means = np.linalg.norm(G, axis=1).reshape(R, bt) @ weights
+    return 4.0 * family.L + 2.0 * family.rho * alpha * means
 
 
 def theorem_step(

@@ -39,6 +39,7 @@ TEST_FILES = (
     "test_meta.py",
     "test_validation.py",
     "test_cost.py",
+    "test_engine.py",
 )
 
 GUARD = '''\
@@ -75,6 +76,22 @@ class Mutation:
 
 
 MUTATIONS = [
+    Mutation(
+        "engine-hessian-term-sign",
+        "engine.py",
+        "HG *= -alpha",
+        "HG *= alpha",
+        "test_engine.py",
+        "rows_are_the_theorys_formulas",
+    ),
+    Mutation(
+        "theorem-delta-wrong-constant",
+        "hvp.py",
+        "1.0 / (6.0 * rho * alpha * safe)",
+        "1.0 / (3.0 * rho * alpha * safe)",
+        "test_engine.py",
+        "hf_deltas_rules",
+    ),
     Mutation(
         "hvp-sum-instead-of-difference",
         "hvp.py",
@@ -149,7 +166,7 @@ MUTATIONS = [
     ),
     Mutation(
         "sigma-tilde-wrong-normalisation",
-        "tasks.py",
+        "kernels.py",
         'out[t] = np.einsum("nd,nd->", dev, dev) / self.n_points',
         'out[t] = np.einsum("nd,nd->", dev, dev) / (self.n_points - 1)',
         "test_tasks.py",
@@ -157,7 +174,7 @@ MUTATIONS = [
     ),
     Mutation(
         "task-index-off-by-one",
-        "tasks.py",
+        "kernels.py",
         "if T.min() < 0 or T.max() >= self.n_tasks:",
         "if T.min() < 0 or T.max() > self.n_tasks:",
         "test_validation.py",

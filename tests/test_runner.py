@@ -113,10 +113,10 @@ def test_vectorised_step_size_reproduces_the_stepsize_module():
     fam = welsch_family()
     alpha = 0.5 / fam.L
     W = np.random.default_rng(1).standard_normal((3, fam.dim))
-    one = runner._lipschitz(fam, W[:1], alpha, np.random.default_rng(7), 4, 3)
+    one = stepsize.lipschitz_draws(fam, W[:1], alpha, np.random.default_rng(7), 4, 3)
     ref = stepsize.lipschitz_estimate(fam, W[0], alpha, np.random.default_rng(7), 4, 3)
     np.testing.assert_allclose(one, ref, rtol=1e-14)
-    many = runner._lipschitz(fam, W, alpha, np.random.default_rng(7), 4, 3)
+    many = stepsize.lipschitz_draws(fam, W, alpha, np.random.default_rng(7), 4, 3)
     rng = np.random.default_rng(7)
     T = rng.choice(fam.n_tasks, size=12, p=fam.probs).reshape(3, 4)
     idx = rng.integers(0, fam.n_points, size=(12, 3)).reshape(3, 4, 3)
@@ -125,7 +125,7 @@ def test_vectorised_step_size_reproduces_the_stepsize_module():
             np.linalg.norm(fam.tasks[t].grad(W[r], i)) for t, i in zip(T[r], idx[r], strict=True)
         ]
         assert many[r] == pytest.approx(4 * fam.L + 2 * fam.rho * alpha * np.mean(norms), rel=1e-13)
-    exact = runner._lipschitz(fam, W[:1], alpha, np.random.default_rng(0), None, None)
+    exact = stepsize.lipschitz_draws(fam, W[:1], alpha, np.random.default_rng(0), None, None)
     assert exact[0] == pytest.approx(meta.smoothness_bound(fam, W[0], alpha), rel=1e-13)
 
 

@@ -833,3 +833,40 @@ def test_without_replacement_noise_by_exact_enumeration() -> None:
         var = np.mean(np.sum(err**2, axis=1))
         exp = fam.sigma_tilde_sq(w)[0] / D * (6 - D) / 5
         assert abs(var - exp) <= 1e-12 * max(exp, 1e-3), (D, var, exp)
+
+
+# --------------------------------------------- the registry and the notebooks' variants
+def test_make_family_knows_ridge() -> None:
+    from hfmaml_core import formula_tasks, symbolic
+
+    fam = T.make_family("ridge", 3, seed=2, n_tasks=4)
+    assert isinstance(fam, formula_tasks.RidgeFamily)
+    assert T.RidgeFamily is formula_tasks.RidgeFamily is symbolic.RidgeFamily
+    ref = symbolic.make_ridge_family(3, 4, seed=2)
+    np.testing.assert_array_equal(fam.a, ref.a)
+    np.testing.assert_array_equal(fam.L_tasks, ref.L_tasks)
+    with pytest.raises(ValueError, match="name must be one of"):
+        T.make_family("ridges", 3, seed=0)
+
+
+def test_with_leverage_scales_the_first_point() -> None:
+    base = T.make_welsch_family(2, 4, 16, seed=3, input_scale=3.0, task_spread=0.3)
+    fam = T.with_leverage(base, 12.0)
+    np.testing.assert_array_equal(fam.X[:, 0], 12.0 * base.X[:, 0])
+    np.testing.assert_array_equal(fam.y[:, 0], 12.0 * base.y[:, 0])
+    np.testing.assert_array_equal(fam.X[:, 1:], base.X[:, 1:])
+    np.testing.assert_array_equal(fam.probs, base.probs)
+    with pytest.raises(ValueError, match="base must be a WelschRegressionFamily"):
+        T.with_leverage(T.make_quadratic_family(2, seed=0), 2.0)
+
+
+def test_split_family_is_the_written_out_construction() -> None:
+    fam = T.split_family(64, 24.0, 0.3, seed=5, scale=3.0)
+    X = 3.0 * np.random.default_rng(5).standard_normal((4, 64, 1))
+    X[:, 0] *= 24.0
+    np.testing.assert_array_equal(fam.X, X)
+    np.testing.assert_array_equal(fam.y, X[..., 0] * np.array([0.0, 0.0, 0.3, 0.3])[:, None])
+    # tasks 0 and 1 are noiseless with zero gradient at w = 0
+    np.testing.assert_array_equal(fam.task_grads(np.zeros(1))[:2], 0.0)
+    with pytest.raises(ValueError, match="scale"):
+        T.split_family(8, 2.0, 0.3, seed=0, scale=0.0)
