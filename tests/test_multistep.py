@@ -156,3 +156,25 @@ def test_run_converges_and_validates():
         M.meta_gradients(fam, np.zeros(2), np.array([0]), 0.1, 2, method="hfmaml", delta=0.0)
     with pytest.raises(ValueError, match="step must be one of"):
         M.run(fam, np.zeros(2), 0.1, 2, 5, step="big")
+
+
+def test_stationary_point_matches_quadratic_closed_form():
+    # convex quadratics: F_N(w) = E_i (1/2)(w - c_i)^T A_i (I - alpha A_i)^(2N) (w - c_i), so the
+    # minimiser solves (E_i B_i) w = E_i B_i c_i with B_i = A_i (I - alpha A_i)^(2N), Hessian E_i B_i
+    fam = tasks.make_quadratic_family(3, 4, 4, seed=5, curvature=(0.5, 2.0))
+    a, N = 0.3 / fam.L, 4
+    B = [
+        fam.A[i] @ np.linalg.matrix_power(np.eye(3) - a * fam.A[i], 2 * N)
+        for i in range(fam.n_tasks)
+    ]
+    H = sum(p * b for p, b in zip(fam.probs, B, strict=True))
+    rhs = sum(p * b @ c for p, b, c in zip(fam.probs, B, fam.c, strict=True))
+    w, Hn = M.stationary_point(fam, np.full(3, 4.0), a, N)
+    np.testing.assert_allclose(w, np.linalg.solve(H, rhs), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(Hn, H, rtol=1e-6, atol=1e-9)
+    # a concave family has no minimiser: refused, not a saddle or maximum returned
+    conc = tasks.make_quadratic_family(2, 2, 2, seed=0, curvature=(-1.0, -1.0))
+    with pytest.raises(ValueError, match="no local minimiser of F_N"):
+        M.stationary_point(conc, np.zeros(2), 0.3, 2, n_iter=20)
+    with pytest.raises(ValueError, match="max_step must be"):
+        M.stationary_point(fam, np.zeros(3), a, N, max_step=0.0)
