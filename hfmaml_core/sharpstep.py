@@ -91,7 +91,6 @@ def exact_descent(
     K = V.integer("n_iter", n_iter)
     constant = V.choice("constant", constant, CONSTANTS)
     c = V.real("c", c, lo=0.0, lo_open=True)
-    bound = smoothness_bound if constant == "l1" else sharp_smoothness_bound
     R = W.shape[0]
     gn, obj = np.empty((K + 1, R)), family_objective(family, W, a)
     steps, prod = np.empty((K, R)), np.empty((K, R))
@@ -100,8 +99,10 @@ def exact_descent(
         gn[k] = np.linalg.norm(G, axis=1)
         if k == K:
             break
-        steps[k] = c / bound(family, W, a)
-        prod[k] = sharp_smoothness_bound(family, W, a) * steps[k]
+        # L_sharp(w_k) once per iteration: the "sharp" step and the product both use it
+        S = sharp_smoothness_bound(family, W, a)
+        steps[k] = c / (smoothness_bound(family, W, a) if constant == "l1" else S)
+        prod[k] = S * steps[k]
         W = W - steps[k][:, None] * G
     return DescentRun(grad_norm=gn, objective0=obj, steps=steps, bound_times_step=prod)
 
