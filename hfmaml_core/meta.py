@@ -14,7 +14,7 @@ The functions are duck-typed: a task is any object with ``loss(w)``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +24,7 @@ from . import _validate as V
 __all__ = [
     "SupportsTask",
     "curvature_along",
+    "difference_curvature",
     "family_gradient",
     "family_objective",
     "gradient",
@@ -209,16 +210,31 @@ def curvature_along(
     float or array, shape (S,)
     """
     Wa, a, single = _family_points(family, W, alpha)
+    al = a[:: family.n_tasks, 0]  # type: ignore[attr-defined]
+    out = difference_curvature(lambda X: family_gradient(family, X, al), Wa, directions, delta)
+    return float(out[0]) if single else out
+
+
+def difference_curvature(
+    gradient: Callable[[np.ndarray], np.ndarray], W: np.ndarray, directions: object, delta: float
+) -> np.ndarray:
+    r"""Curvature along ``directions`` from a central difference of a gradient map.
+
+    .. math:: \kappa(w, v) = \frac{\|g(w + \delta v) - g(w - \delta v)\|}{2\delta\|v\|},
+
+    for points ``W`` of shape (S, d) and ``gradient`` mapping (S, d) to (S, d): the one
+    measurement behind :func:`curvature_along` (the one-step ``F``) and
+    :func:`hfmaml_core.multistep.curvature_along` (``F_N``). ``directions`` has shape (S, d)
+    or (d,) for S = 1, with non-zero rows; ``delta`` > 0.
+    """
     Va = np.asarray(directions)
-    Va = V.array("directions", Va[None] if Va.ndim == 1 else Va, shape=Wa.shape)
+    Va = V.array("directions", Va[None] if Va.ndim == 1 else Va, shape=W.shape)
     norms = np.linalg.norm(Va, axis=1)
     if np.any(norms == 0):
         raise ValueError("directions must have non-zero rows")
     h = V.real("delta", delta, lo=0.0, lo_open=True)
-    al = a[:: family.n_tasks, 0]  # type: ignore[attr-defined]
-    diff = family_gradient(family, Wa + h * Va, al) - family_gradient(family, Wa - h * Va, al)
-    out = np.linalg.norm(diff, axis=1) / (2.0 * h * norms)
-    return float(out[0]) if single else out
+    diff = gradient(W + h * Va) - gradient(W - h * Va)
+    return np.linalg.norm(diff, axis=1) / (2.0 * h * norms)
 
 
 def family_objective(family: object, W: object, alpha: object) -> np.ndarray | float:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
+from . import meta
 from .mlp import MLP
 
 __all__ = [
@@ -288,16 +289,9 @@ def curvature_along(
     exact for quadratic tasks. ``W`` and ``directions`` have shape (d,) or (S, d).
     """
     Wa, single = _points(family, W)
-    Va = np.asarray(directions)
-    Va = V.array("directions", Va[None] if Va.ndim == 1 else Va, shape=Wa.shape)
-    norms = np.linalg.norm(Va, axis=1)
-    if np.any(norms == 0):
-        raise ValueError("directions must have non-zero rows")
-    h = V.real("delta", delta, lo=0.0, lo_open=True)
-    diff = gradient(family, Wa + h * Va, alpha, n_steps) - gradient(
-        family, Wa - h * Va, alpha, n_steps
+    out = meta.difference_curvature(
+        lambda X: gradient(family, X, alpha, n_steps), Wa, directions, delta
     )
-    out = np.linalg.norm(diff, axis=1) / (2.0 * h * norms)
     return float(out[0]) if single else out
 
 
