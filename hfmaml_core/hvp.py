@@ -108,6 +108,7 @@ def central_difference(
     delta: float,
     *,
     dtype: object = np.float64,
+    check_resolution: bool = True,
 ) -> np.ndarray:
     r"""Central-difference approximation of :math:`\nabla^2\varphi(w)\,v` (THEORY H1).
 
@@ -127,6 +128,11 @@ def central_difference(
         to float32, ``w +- delta*v`` and the quotient are computed in float32, and
         ``grad`` must *return* float32 (it is refused otherwise, so that the
         rounding of the result really is float32 rounding).
+    check_resolution : bool, optional
+        ``True`` (default): refuse a ``delta`` that cannot resolve anything in the
+        working precision (see Raises). ``False``: compute the quotient anyway (it is
+        then exactly zero, or independent of ``w``): only for studies of the rounding
+        error itself, such as notebook 02's sweep of ``delta`` over 16 decades.
 
     Returns
     -------
@@ -139,8 +145,13 @@ def central_difference(
         If ``grad`` is not callable, ``dtype`` is not float64 or float32, ``w`` or
         ``v`` is not a finite 1-D array of matching length (representable in the
         working precision), ``delta`` is not a finite number > 0 (a normal float32
-        number for float32), or ``grad`` returns something other than a finite
-        array of shape (d,) (of dtype float32 for float32).
+        number for float32), ``grad`` returns something other than a finite
+        array of shape (d,) (of dtype float32 for float32), or ``delta`` cannot
+        resolve anything in the working precision: :math:`w\pm\delta v` both round
+        to ``w`` (``delta`` too small), or to :math:`\pm\delta v` (``w`` is lost:
+        ``delta`` too large) -- unless ``check_resolution`` is False -- or
+        :math:`\delta v` or the quotient overflows (always). The points are checked
+        before ``grad`` is called.
     """
     if not callable(grad):
         raise ValueError(
@@ -150,15 +161,80 @@ def central_difference(
     wa = V.array("w", w, shape=(None,))
     va = V.array("v", v, shape=wa.shape)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
+    if not isinstance(check_resolution, (bool, np.bool_)):
+        raise ValueError(f"check_resolution must be True or False; got {check_resolution!r}")
     if dt is np.float64:
-        g_plus = V.array("grad(w + delta*v)", grad(wa + delta * va), shape=wa.shape)
-        g_minus = V.array("grad(w - delta*v)", grad(wa - delta * va), shape=wa.shape)
+        w_plus, w_minus = _perturbed_points(wa, va, delta, dt, check_resolution)
+        g_plus = V.array("grad(w + delta*v)", grad(w_plus), shape=wa.shape)
+        g_minus = V.array("grad(w - delta*v)", grad(w_minus), shape=wa.shape)
     else:  # float32: every operation below, and inside grad, rounds to float32
         delta = dt(_step("delta", delta, dt))
         wa, va = _in_precision("w", wa, dt), _in_precision("v", va, dt)
-        g_plus = _grad_output("grad(w + delta*v)", grad(wa + delta * va), wa.size, dt)
-        g_minus = _grad_output("grad(w - delta*v)", grad(wa - delta * va), wa.size, dt)
-    return (g_plus - g_minus) / (2.0 * delta)
+        w_plus, w_minus = _perturbed_points(wa, va, delta, dt, check_resolution)
+        g_plus = _grad_output("grad(w + delta*v)", grad(w_plus), wa.size, dt)
+        g_minus = _grad_output("grad(w - delta*v)", grad(w_minus), wa.size, dt)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (g_plus - g_minus) / (2.0 * delta)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"delta = {float(delta):.3g} is too small for this gradient: the difference quotient "
+            f"[grad(w + delta*v) - grad(w - delta*v)] / (2 delta) overflows {np.dtype(dt).name} "
+            "(the gradient changes by a finite amount over a step that is almost zero); use a "
+            "larger delta"
+        )
+    return out
+
+
+def _perturbed_points(
+    w: np.ndarray, v: np.ndarray, delta: float, dt: type, check_resolution: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`w \pm \delta v` in the working precision ``dt``, or ``ValueError`` if they cannot resolve anything.
+
+    Refused, naming ``delta`` and the range that would work: (a) :math:`\delta v` or
+    :math:`2\delta` overflows; (b) ``v != 0`` but both points round to ``w`` in every
+    component (``delta`` below the spacing of ``w``: the quotient would be exactly zero,
+    whatever the Hessian); (c) ``w != 0`` but both points round to :math:`\pm\delta v` in
+    every component where ``w`` is not zero (``delta`` so large that ``w`` is lost: the quotient
+    no longer depends on ``w``). ``v = 0`` is allowed: the product is exactly zero.
+    (b) and (c) only if ``check_resolution``.
+    """
+    name = np.dtype(dt).name
+    with np.errstate(over="ignore", invalid="ignore"):
+        step = delta * v
+        w_plus, w_minus = w + step, w - step
+        two = 2.0 * dt(delta)
+    if not (np.all(np.isfinite(w_plus)) and np.all(np.isfinite(w_minus)) and np.isfinite(two)):
+        top = float(np.finfo(dt).max) / max(float(np.max(np.abs(v))), 1.0) / 2.0
+        raise ValueError(
+            f"delta = {float(delta):.3g} overflows {name}: w +- delta*v (or 2 delta) is not "
+            f"finite; delta must be well below {top:.3g} for this v"
+        )
+    if not check_resolution:
+        return w_plus, w_minus
+    moved = v != 0
+    if np.any(moved) and np.array_equal(w_plus, w) and np.array_equal(w_minus, w):
+        j = np.flatnonzero(moved)
+        spacing = np.spacing(np.abs(w[j]).astype(dt)) / np.abs(v[j])
+        raise ValueError(
+            f"delta = {float(delta):.3g} cannot resolve anything in {name}: w + delta*v and "
+            f"w - delta*v both round to w in every component, so the quotient would be exactly "
+            f"zero whatever the Hessian; delta must exceed about {float(np.min(spacing)) / 2:.3g} "
+            "for this w and v (and, for accuracy, be far larger: see error_model)"
+        )
+    held = w != 0
+    if np.any(held) and (
+        np.array_equal(w_plus[held], step[held]) and np.array_equal(w_minus[held], -step[held])
+    ):
+        j = np.flatnonzero(held)
+        with np.errstate(divide="ignore"):
+            lost = np.abs(w[j]) / np.spacing(np.abs(step[j]).astype(dt)) * delta
+        raise ValueError(
+            f"delta = {float(delta):.3g} is so large that w is lost in {name}: w +- delta*v "
+            f"round to +-delta*v in every component where w is not zero, so the quotient no "
+            f"longer depends on w; delta must be below about {float(np.max(lost)):.3g} for this "
+            "w and v (and, for accuracy, far smaller: see error_model)"
+        )
+    return w_plus, w_minus
 
 
 def theorem_delta(rho: float | np.ndarray, alpha: float, g_norm: object) -> np.ndarray | float:

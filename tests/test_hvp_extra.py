@@ -97,11 +97,14 @@ def test_float32_central_difference_is_float32_and_accurate_on_quadratics(seed):
     np.testing.assert_allclose(out.astype(float), A @ v, rtol=0, atol=tol)
 
 
-def test_float32_step_below_resolution_gives_exactly_zero():
-    """1 + 1e-8 rounds to 1 in float32: the two gradients coincide, the product is 0."""
+def test_float32_step_below_resolution_is_refused_or_exactly_zero():
+    """1 + 1e-8 rounds to 1 in float32: refused by default; unchecked, the product is 0."""
     A, grad = _quadratic(3)
     w, v = np.ones(4), np.ones(4)
-    out32 = hvp.central_difference(grad, w, v, 1e-8, dtype="float32")
+    with pytest.raises(ValueError, match=r"delta = 1e-08 cannot resolve anything in float32"):
+        hvp.central_difference(grad, w, v, 1e-8, dtype="float32")
+    # asked for explicitly (a study of the rounding error), the quotient is exactly zero
+    out32 = hvp.central_difference(grad, w, v, 1e-8, dtype="float32", check_resolution=False)
     out64 = hvp.central_difference(grad, w, v, 1e-8)
     assert np.all(out32 == 0)
     np.testing.assert_allclose(out64, A @ v, rtol=1e-6)
@@ -226,9 +229,12 @@ def test_complex_step_matches_sympy_hessian_to_working_precision(seed):
     out32 = hvp.complex_step(grad, w, v, 1e-10, dtype=np.complex64)
     assert out32.dtype == np.float32
     assert np.linalg.norm(out32.astype(float) - ref) <= 64 * EPS32 * max(scale, 1.0)
-    # ...while a central difference at the same tiny step is pure cancellation
-    cd = hvp.central_difference(lambda x: grad(x.astype(np.complex128)).real, w, v, 1e-20)
-    assert np.all(cd == 0)
+    # ...while a central difference at the same tiny step cannot see it: w +- 1e-20 v round
+    # to w, and the quotient would be exactly zero, so it is refused before grad is called
+    calls = []
+    with pytest.raises(ValueError, match=r"delta = 1e-20 cannot resolve anything in float64"):
+        hvp.central_difference(lambda x: calls.append(x) or grad(x), w, v, 1e-20)
+    assert calls == []
 
 
 @pytest.mark.parametrize(
@@ -445,3 +451,90 @@ def test_welsch_batch_rho_bounds_the_hessian_change_and_is_the_task_constant():
 def test_welsch_batch_rho_rejects_bad_input(X, match):
     with pytest.raises(ValueError, match=match):
         hvp.welsch_batch_rho(X)
+
+
+# ---------------------------------------------------------------------------
+# central_difference at the extremes of delta: refused, never silent zeros
+# ---------------------------------------------------------------------------
+def _welsch_task():
+    from hfmaml_core import tasks
+
+    return tasks.make_welsch_family(3, 2, 5, seed=0).tasks[0]
+
+
+@pytest.mark.parametrize(
+    ("delta", "dtype", "match"),
+    [
+        (1e-320, "float64", r"delta = 1e-320 cannot resolve anything in float64.*exceed about"),
+        (1e-20, "float64", r"delta = 1e-20 cannot resolve anything in float64"),
+        (1e-12, "float32", r"delta = 1e-12 cannot resolve anything in float32"),
+        (1e300, "float64", r"delta = 1e\+300 is so large that w is lost in float64.*below about"),
+        (1e30, "float32", r"delta = 1e\+30 is so large that w is lost in float32"),
+        (1e308, "float64", r"delta = 1e\+308 overflows float64"),
+    ],
+)
+def test_central_difference_refuses_a_delta_that_resolves_nothing(delta, dtype, match):
+    task = _welsch_task()
+    rng = np.random.default_rng(5)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    calls = []
+
+    def grad(x):
+        calls.append(x)
+        g = task.grad(x.astype(np.float64))
+        return g.astype(np.float32) if dtype == "float32" else g
+
+    with pytest.raises(ValueError, match=match):
+        hvp.central_difference(grad, w, v, delta, dtype=dtype)
+    assert calls == []  # refused before any gradient is evaluated
+
+
+def test_central_difference_thresholds_in_the_message_are_where_it_starts_to_work():
+    """The delta the error names is (within a factor 4) where the points start to move."""
+    task = _welsch_task()
+    rng = np.random.default_rng(6)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    for lo_side, pattern in (
+        (True, r"exceed about ([0-9.e+-]+)"),
+        (False, r"below about ([0-9.e+-]+)"),
+    ):
+        bad = 1e-25 if lo_side else 1e295
+        with pytest.raises(ValueError) as err:
+            hvp.central_difference(task.grad, w, v, bad)
+        import re
+
+        edge = float(re.search(pattern, str(err.value)).group(1))
+        inside, outside = (4 * edge, edge / 4) if lo_side else (edge / 4, 4 * edge)
+        hvp.central_difference(task.grad, w, v, inside)  # resolves something: no error
+        with pytest.raises(ValueError):
+            hvp.central_difference(task.grad, w, v, outside)
+
+
+def test_central_difference_allows_what_it_can_resolve():
+    task = _welsch_task()
+    rng = np.random.default_rng(7)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    # v = 0: the product is exactly zero, whatever delta
+    assert np.all(hvp.central_difference(task.grad, w, np.zeros(3), 1e-20) == 0)
+    # w = 0: nothing to lose, a huge step is a (useless but) well-defined quotient
+    assert np.all(np.isfinite(hvp.central_difference(task.grad, np.zeros(3), v, 1e300)))
+    # a tiny delta deep on the rounding branch still moves the points: allowed (notebook 02)
+    out = hvp.central_difference(task.grad, w, v, 1e-14)
+    assert np.linalg.norm(out - task.hvp(w, v)) > 1e-6 * np.linalg.norm(task.hvp(w, v))
+
+
+def test_check_resolution_false_returns_the_unresolved_quotient_and_is_validated():
+    task = _welsch_task()
+    rng = np.random.default_rng(8)
+    w, v = rng.standard_normal(3), rng.standard_normal(3)
+    assert np.all(hvp.central_difference(task.grad, w, v, 1e-20, check_resolution=False) == 0)
+    with pytest.raises(ValueError, match=r"check_resolution must be True or False; got 'no'"):
+        hvp.central_difference(task.grad, w, v, 1e-3, check_resolution="no")
+    with pytest.raises(ValueError, match=r"overflows float64"):  # overflow is refused always
+        hvp.central_difference(task.grad, w, v, 1e308, check_resolution=False)
+
+
+def test_central_difference_refuses_an_overflowing_quotient():
+    v = np.array([1.0, -2.0, 0.5])
+    with pytest.raises(ValueError, match=r"difference quotient .* overflows float64"):
+        hvp.central_difference(np.sign, np.zeros(3), v, 1e-320)
