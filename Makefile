@@ -92,7 +92,7 @@ verify: | $(STAMP)
 	@$(PY) -m hfmaml_core.pipeline verify
 
 # Two lanes at once, so neither core waits: (1) every notebook in its fast mode
-# (tests/test_notebooks.py, marker `notebook`), then the reading edition built from those
+# (tests/test_notebooks.py, marker `notebook`; only that file is collected), then the reading edition built from those
 # runs' executed copies (build/test/executed/) and checked in headless Chromium (that test
 # skips, saying why, when Chromium is not installed); (2) the rest of the suite, whose output
 # goes to $(SUITE_LOG) and is printed when both lanes are done. Fails if either lane fails.
@@ -103,7 +103,7 @@ test: | $(STAMP)
 	@echo "the suite without the notebooks runs beside them; its output: $(SUITE_LOG)"
 	@$(PY) -m pytest -n 2 -m "not notebook and not browser" > $(SUITE_LOG) 2>&1 & suite=$$!; \
 	lane_rc=0; { \
-	  $(PY) -m pytest -n 2 -m notebook && \
+	  $(PY) -m pytest -n 2 -m notebook tests/test_notebooks.py && \
 	  $(PY) -m hfmaml_core.book --executed build/test/executed --out build/test/book && \
 	  HFMAML_BOOK=build/test/book $(PY) -m pytest -p no:xdist -q -m browser tests/test_book.py; \
 	} || lane_rc=$$?; \
