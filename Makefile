@@ -91,14 +91,27 @@ book: | $(STAMP)
 verify: | $(STAMP)
 	@$(PY) -m hfmaml_core.pipeline verify
 
-# After the suite, the reading edition built from the fast runs' executed notebooks
-# (build/test/executed/, written by tests/test_notebooks.py) is checked in headless
-# Chromium; that test skips, saying why, when Chromium is not installed.
+# Two lanes at once, so neither core waits: (1) every notebook in its fast mode
+# (tests/test_notebooks.py, marker `notebook`; only that file is collected), then the reading edition built from those
+# runs' executed copies (build/test/executed/) and checked in headless Chromium (that test
+# skips, saying why, when Chromium is not installed); (2) the rest of the suite, whose output
+# goes to $(SUITE_LOG) and is printed when both lanes are done. Fails if either lane fails.
+SUITE_LOG := build/test/suite.log
 test: | $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 -m "not browser"
-	$(PY) -m hfmaml_core.book --executed build/test/executed --out build/test/book
-	HFMAML_BOOK=build/test/book $(PY) -m pytest -p no:xdist -q -m browser tests/test_book.py
+	@mkdir -p $(dir $(SUITE_LOG))
+	@echo "the suite without the notebooks runs beside them; its output: $(SUITE_LOG)"
+	@$(PY) -m pytest -n 2 -m "not notebook and not browser" > $(SUITE_LOG) 2>&1 & suite=$$!; \
+	lane_rc=0; { \
+	  $(PY) -m pytest -n 2 -m notebook tests/test_notebooks.py && \
+	  $(PY) -m hfmaml_core.book --executed build/test/executed --out build/test/book && \
+	  HFMAML_BOOK=build/test/book $(PY) -m pytest -p no:xdist -q -m browser tests/test_book.py; \
+	} || lane_rc=$$?; \
+	suite_rc=0; wait $$suite || suite_rc=$$?; \
+	echo "== the suite without the notebooks ($(SUITE_LOG)):"; cat $(SUITE_LOG); \
+	if [ $$lane_rc != 0 ] || [ $$suite_rc != 0 ]; then \
+	  echo "make test failed: notebooks, book and browser lane exit $$lane_rc; suite exit $$suite_rc" >&2; exit 1; \
+	fi
 
 # JupyterLab itself, in headless Chromium: a stripped notebook opens on the project's kernel
 # and unmodified (its control, the unstripped copy, opens modified). Slower than the suite.

@@ -18,10 +18,12 @@ testing nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +56,17 @@ _expected = Path(os.environ["HFMAML_SANDBOX_PACKAGE"]).resolve()
 Path(os.environ["HFMAML_SANDBOX_REPORT"]).write_text(str(_actual))
 if _actual.parent != _expected:
     raise RuntimeError(f"imported {_actual}, expected the sandbox copy in {_expected}")
+
+# As in the suite (tests/conftest.py): a fixed sequence of examples, so whether a mutant is
+# killed does not depend on the run. A failing example is reported as found, not shrunk:
+# shrinking only makes the report prettier and cost most of some mutants' runs.
+from hypothesis import Phase, settings
+
+settings.register_profile(
+    "mutants", derandomize=True, database=None, deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+settings.load_profile("mutants")
 '''
 
 PYTEST_INI = """\
@@ -228,6 +241,7 @@ def _make_sandbox(root: Path, mutation: Mutation) -> Path:
 def _run_in_sandbox(root: Path, mutation: Mutation) -> Outcome:
     """Build the sandbox, then run ``pytest -x -q <modules> -k <select>`` in it, isolated.
 
+    The run is a fresh process forked from the warm fork server (:class:`_ForkServer`).
     ``PYTHONPATH`` puts the sandbox copy first, the working directory is the sandbox
     (so the repository is not on ``sys.path``), inherited ``PYTEST_*``/``PYTHON*``
     variables are dropped, and the guard conftest records and checks the import.
@@ -242,10 +256,7 @@ def _run_in_sandbox(root: Path, mutation: Mutation) -> Outcome:
         HFMAML_SANDBOX_REPORT=str(report),
     )
     modules = [f"tests/{m}" for m in mutation.module.split()]
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
+    args = [  # the arguments of `python -m pytest`
         "-x",
         "-q",
         "-p",
@@ -258,11 +269,82 @@ def _run_in_sandbox(root: Path, mutation: Mutation) -> Outcome:
         "-k",
         mutation.select,
     ]
-    proc = subprocess.run(
-        cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    returncode, output = _SERVER.run(args, cwd=root, env=env)
     imported = report.read_text() if report.exists() else "<the guard conftest did not run>"
-    return Outcome(proc.returncode, proc.stdout + proc.stderr, imported, pkg.resolve())
+    return Outcome(returncode, output, imported, pkg.resolve())
+
+
+class _ForkServer:
+    """The one warm interpreter (tests/mutation_forkserver.py) that forks every sandboxed run.
+
+    Each run is still a complete pytest session in its own process, against the sandbox
+    copy (the guard conftest checks it); only the start-up imports (numpy, sympy,
+    pytest) are paid once instead of once per mutant. Started on first use.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._waiting: dict[int, Future[int]] = {}
+        self._next = 0
+
+    def _start(self) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", str(TESTS / "mutation_forkserver.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=TESTS.parent,
+        )
+        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+        return proc
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        for line in proc.stdout:
+            msg = json.loads(line)
+            with self._lock:
+                fut = self._waiting.pop(msg["id"])
+            fut.set_result(msg["returncode"])
+        with self._lock:  # the server died: fail every run still waiting, loudly
+            waiting, self._waiting, self._proc = self._waiting, {}, None
+        for fut in waiting.values():
+            fut.set_exception(RuntimeError(f"the mutation fork server exited ({proc.wait()})"))
+
+    def run(self, args: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+        """``python -m pytest *args`` in ``cwd`` with ``env``, forked: (exit code, output)."""
+        log = Path(cwd) / "pytest-output.txt"
+        fut: Future[int] = Future()
+        with self._lock:
+            if self._proc is None:
+                self._proc = self._start()
+            self._next += 1
+            self._waiting[self._next] = fut
+            req = dict(
+                id=self._next,
+                cwd=str(cwd),
+                pythonpath=env["PYTHONPATH"],
+                env=env,
+                args=args,
+                log=str(log),
+            )
+            self._proc.stdin.write(json.dumps(req) + "\n")
+            self._proc.stdin.flush()
+        returncode = fut.result(timeout=600)
+        return returncode, log.read_text() if log.exists() else "<no output>"
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+            proc.stdout.close()
+
+
+_SERVER = _ForkServer()
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +373,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Muta
     yield get
     if pool is not None:
         pool.shutdown(wait=True)
+    _SERVER.close()
 
 
 def _describe(o: Outcome) -> str:
