@@ -12,7 +12,10 @@ quarter decade, by four methods:
   formed, ``O(d)``);
 * ``fomaml``: FO-MAML;
 * ``hfmaml``: HF-MAML with the theorem's ``delta_i`` (two perturbed gradients on ``D_h``,
-  evaluated together: one pass over each batch's data for both).
+  evaluated together: one pass over each batch's data for both, ``oracle="fused"``);
+* ``hfmaml_two_calls``: the same direction with its two perturbed gradients from two separate
+  gradient calls (``oracle="two-calls"``), what any black-box gradient oracle needs: every
+  point of ``D_h`` is read twice.
 
 For each ``d`` it records
 
@@ -25,8 +28,9 @@ For each ``d`` it records
 * peak memory of one iteration above what was allocated before it (the task family's data
   set is not counted), from ``tracemalloc`` (numpy reports its array allocations to it), in
   a separate, untimed call;
-* counted work (``Direction.work``: gradient evaluations, Hessian-vector products and
-  Hessians formed per data point, and the leading-order multiply-adds ``Work.cost(d)``);
+* counted work (``Direction.work``: gradient evaluations, Hessian-vector products,
+  Hessians formed and fused gradient pairs per data point, the data points read
+  ``Work.reads()`` and the leading-order multiply-adds ``Work.cost(d)``);
 * minor page faults per call (median), a diagnostic: a fault costs microseconds on a virtual
   machine, so an allocator that returns memory to the system every call shows up here.
 
@@ -74,9 +78,14 @@ METHODS: dict[str, tuple[str, str, dict]] = {
     "maml_hessian": (f"{label('maml')} (Hessian formed)", "maml", {"hessian": "matrix"}),
     "maml_hvp": (f"{label('maml')} (exact HVP)", "maml", {"hessian": "hvp"}),
     "fomaml": (label("fomaml"), "fomaml", {}),
-    "hfmaml": (label("hfmaml"), "hfmaml", {"delta": "theorem"}),
+    "hfmaml": (f"{label('hfmaml')} (fused)", "hfmaml", {"delta": "theorem"}),
+    "hfmaml_two_calls": (
+        f"{label('hfmaml')} (two calls)",
+        "hfmaml",
+        {"delta": "theorem", "oracle": "two-calls"},
+    ),
 }
-INTERLEAVED = ("maml_hvp", "fomaml", "hfmaml")
+INTERLEAVED = ("maml_hvp", "fomaml", "hfmaml", "hfmaml_two_calls")
 DIMS = [int(round(10 ** (2 + k / 4))) for k in range(13)]  # 100, 178, 316, ..., 10^5
 
 
@@ -173,6 +182,8 @@ def work_dict(work: E.Work, dim: int) -> dict:
         "grads": work.grads,
         "hvps": work.hvps,
         "hessians": work.hessians,
+        "paired": work.paired,
+        "reads": work.reads(),
         "cost": work.cost(dim),
     }
 

@@ -46,6 +46,7 @@ from .hvp import hf_deltas
 
 __all__ = [
     "DIFFERENCES",
+    "ORACLES",
     "BatchKernels",
     "FamilyKernels",
     "HFTerm",
@@ -59,6 +60,13 @@ __all__ = [
 #: and ``"forward"``, :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w)]/\delta_i`, first order in
 #: :math:`\delta` (a deliberately worse estimator, for controls).
 DIFFERENCES: tuple[str, ...] = ("central", "forward")
+
+#: How the central difference gets its two perturbed gradients: ``"fused"``, the kernel's
+#: ``central_difference`` (on task families both gradients in one pass over each batch's data,
+#: which reads every point once), or ``"two-calls"``, two separate ``grad`` calls at
+#: :math:`w \pm \delta_i g_i`, what a black-box gradient oracle allows (every point read twice).
+#: The same quotient up to rounding; ``"forward"`` always makes two ``grad`` calls.
+ORACLES: tuple[str, ...] = ("fused", "two-calls")
 
 _HESSIAN_ENTRIES = 1 << 20  # d x d entries formed at once by MAML's "matrix" mode (8 MiB)
 
@@ -169,18 +177,28 @@ def hf_term(
     rho: float,
     alpha: float,
     difference: str = "central",
+    oracle: str = "fused",
 ) -> HFTerm:
     r"""HF-MAML's finite difference :math:`d_i \approx \tilde\nabla^2 f_i(w, D_h^i)\,g_i` of every row.
 
     ``"central"``: :math:`d_i = [\tilde\nabla f_i(w+\delta_i g_i) - \tilde\nabla f_i(w-\delta_i
-    g_i)]/(2\delta_i)` (H1), both gradients in one kernel call; ``"forward"``:
-    :math:`[\tilde\nabla f_i(w+\delta_i g_i) - \tilde\nabla f_i(w)]/\delta_i`. The
-    :math:`\delta_i` come from :func:`hfmaml_core.hvp.hf_deltas` (``delta``, ``rho``, ``alpha``).
+    g_i)]/(2\delta_i)` (H1), both gradients in one kernel call (``oracle="fused"``, the
+    default) or in two ``grad`` calls (``oracle="two-calls"``, a black-box gradient oracle);
+    ``"forward"``: :math:`[\tilde\nabla f_i(w+\delta_i g_i) - \tilde\nabla f_i(w)]/\delta_i`
+    (two ``grad`` calls whatever ``oracle``). The :math:`\delta_i` come from
+    :func:`hfmaml_core.hvp.hf_deltas` (``delta``, ``rho``, ``alpha``).
     """
     norms = np.sqrt(np.einsum("...d,...d->...", G, G))
     deltas = hf_deltas(delta, norms, rho=rho, alpha=alpha)
-    if difference == "central":
+    if difference == "central" and oracle == "fused":
         D = kern.central_difference(W, G, deltas, batch_h)
+    elif difference == "central":  # two gradient calls, as a black-box oracle makes them
+        S = G * deltas[..., None]  # delta_i g_i
+        P = W + S
+        D = kern.grad(P, batch_h)
+        np.subtract(W, S, out=P)
+        D -= kern.grad(P, batch_h)
+        D /= 2.0 * deltas[..., None]
     else:
         D = kern.grad(W + deltas[..., None] * G, batch_h)
         D -= kern.grad(W, batch_h)
@@ -200,12 +218,14 @@ def task_directions(
     delta: str | float | Callable[[np.ndarray], np.ndarray] = "theorem",
     rho: float = 0.0,
     difference: str = "central",
+    oracle: str = "fused",
 ) -> tuple[np.ndarray, np.ndarray | None]:
     r"""The rows :math:`u_i` of one method from the outer gradients ``G`` (:func:`outer_gradients`).
 
     ``method`` is a name of :data:`hfmaml_core.methods.NAMES`; ``batch_h`` the batch of the
     Hessian term (pass the inner batch itself for the autodiff variant :math:`D_h = D_{in}`);
-    ``hessian``: MAML's ``"matrix"`` (the kernel's ``hessian_times``) or ``"hvp"``. FO-MAML
+    ``hessian``: MAML's ``"matrix"`` (the kernel's ``hessian_times``) or ``"hvp"``;
+    ``difference`` and ``oracle``: HF-MAML's (:func:`hf_term`). FO-MAML
     returns ``G`` itself (not a copy). Returns ``(U, deltas)`` with HF-MAML's :math:`\delta_i`
     (``None`` for the other methods).
     """
@@ -215,7 +235,17 @@ def task_directions(
     if method == "maml":
         HG = kern.hessian_times(W, G, batch_h) if hessian == "matrix" else kern.hvp(W, G, batch_h)
     else:
-        hf = hf_term(kern, W, G, batch_h, delta=delta, rho=rho, alpha=alpha, difference=difference)
+        hf = hf_term(
+            kern,
+            W,
+            G,
+            batch_h,
+            delta=delta,
+            rho=rho,
+            alpha=alpha,
+            difference=difference,
+            oracle=oracle,
+        )
         HG, deltas = hf.D, hf.deltas
     HG *= -alpha
     HG += G  # U = G - alpha * HG, in place

@@ -26,7 +26,8 @@ one point per run, shape ``(R, d)``, and all ``R * B`` (run, task) pairs go thro
 family's public batch kernels in one call per quantity (through
 :mod:`hfmaml_core.engine`, the one implementation of the three directions). HF-MAML evaluates its two perturbed
 gradients in a single call (``central_difference_kernel``: each task's batch :math:`D_h^i` is read once
-for both points :math:`w\pm\delta_i g_i`). MAML's ``"matrix"`` mode forms the Hessians in
+for both points :math:`w\pm\delta_i g_i`; ``oracle="two-calls"`` makes two gradient calls
+instead, as a black-box gradient oracle must). MAML's ``"matrix"`` mode forms the Hessians in
 chunks of rows, so that memory stays :math:`O(d^2)` rather than :math:`O(B d^2)`.
 
 A batch size ``None`` means the exact population quantity: ``batch_tasks=None`` averages over
@@ -66,6 +67,7 @@ __all__ = [
     "HESSIAN_BATCHES",
     "HESSIAN_MODES",
     "METHODS",
+    "ORACLES",
     "UNSET",
     "Direction",
     "DirectionConfig",
@@ -85,6 +87,9 @@ METHODS = NAMES
 HESSIAN_BATCHES = closed_forms.HESSIAN_BATCHES
 #: How MAML applies its Hessian: form it (``"matrix"``, O(d^2)) or an exact HVP (``"hvp"``, O(d)).
 HESSIAN_MODES = ("matrix", "hvp")
+#: How HF-MAML gets its two perturbed gradients (:data:`hfmaml_core.engine.ORACLES`): in one
+#: pass over the data (``"fused"``) or by two gradient calls (``"two-calls"``, a black box).
+ORACLES = engine.ORACLES
 
 #: Default of ``d_h``: "not given" (``None`` means the whole data set).
 UNSET = object()
@@ -93,7 +98,7 @@ _CHUNK_ROWS = 1 << 14  # (run, task) rows per vectorised call in direction_momen
 
 @dataclass(frozen=True)
 class Work:
-    """Work of one run, counted in data-point evaluations.
+    r"""Work of one run, counted in data-point evaluations.
 
     Attributes
     ----------
@@ -103,22 +108,30 @@ class Work:
         Per-data-point Hessian-vector products (no Hessian formed).
     hessians : int
         Per-data-point Hessians formed (``d x d`` each).
+    paired : int
+        Per-data-point *pairs* of gradients evaluated in one read of the point: HF-MAML's
+        fused central difference (``oracle="fused"``) gets :math:`\phi'(r \pm s)\,x` from one
+        read of :math:`x`. Each pair is also two of ``grads``; :meth:`reads` subtracts it.
     """
 
     grads: int = 0
     hvps: int = 0
     hessians: int = 0
+    paired: int = 0
 
     def __add__(self, other: Work) -> Work:
         if not isinstance(other, Work):
             return NotImplemented
         return Work(
-            self.grads + other.grads, self.hvps + other.hvps, self.hessians + other.hessians
+            self.grads + other.grads,
+            self.hvps + other.hvps,
+            self.hessians + other.hessians,
+            self.paired + other.paired,
         )
 
     def __mul__(self, k: int) -> Work:
         k = V.integer("k", k, lo=0)
-        return Work(self.grads * k, self.hvps * k, self.hessians * k)
+        return Work(self.grads * k, self.hvps * k, self.hessians * k, self.paired * k)
 
     __rmul__ = __mul__
 
@@ -126,6 +139,14 @@ class Work:
         r"""Arithmetic cost in multiply-adds, to leading order: :math:`d(\text{grads}+\text{hvps}) + d^2\,\text{hessians}`."""
         dim = V.integer("dim", dim)
         return dim * (self.grads + self.hvps) + dim * dim * self.hessians
+
+    def reads(self) -> int:
+        """Data points read, each once per evaluation except a pair's: ``grads + hvps + hessians - paired``.
+
+        The count that predicts time when reading the data dominates (an HVP reads its point
+        once for :math:`x^\top w` and :math:`x^\top v`, like a fused pair).
+        """
+        return self.grads + self.hvps + self.hessians - self.paired
 
 
 @dataclass(frozen=True)
@@ -206,6 +227,9 @@ class DirectionConfig:
         HF-MAML's rule (:func:`hfmaml_core.hvp.hf_deltas`); ``None`` for the other methods.
     hessian_batch : {"independent", "inner"}
     hessian : {"matrix", "hvp"}
+    oracle : {"fused", "two-calls"}
+        HF-MAML's two perturbed gradients in one pass or two gradient calls
+        (:data:`hfmaml_core.engine.ORACLES`).
     """
 
     method: str
@@ -217,6 +241,7 @@ class DirectionConfig:
     delta: object = None
     hessian_batch: str = "independent"
     hessian: str = "matrix"
+    oracle: str = "fused"
 
     @classmethod
     def build(
@@ -231,6 +256,7 @@ class DirectionConfig:
         delta: object = "theorem",
         hessian_batch: object = "independent",
         hessian: object = "matrix",
+        oracle: object = "fused",
     ) -> DirectionConfig:
         """Validate every option against ``family`` (the one place); ``ValueError`` names the bad one."""
         if not isinstance(family, TaskFamily):
@@ -239,6 +265,7 @@ class DirectionConfig:
         a = V.real("alpha", alpha, lo=0.0)
         hb = V.choice("hessian_batch", hessian_batch, HESSIAN_BATCHES)
         hm = V.choice("hessian", hessian, HESSIAN_MODES)
+        orc = V.choice("oracle", oracle, ORACLES)
         dh, rule = None, None
         if method != "fomaml" and hb == "independent":
             if d_h is UNSET:
@@ -270,6 +297,7 @@ class DirectionConfig:
             delta=rule,
             hessian_batch=hb,
             hessian=hm,
+            oracle=orc,
         )
 
 
@@ -348,11 +376,13 @@ def draw_direction(
         hessian=cfg.hessian,
         delta=cfg.delta,
         rho=family.rho,
+        oracle=cfg.oracle,
     )
     if cfg.method == "maml":
         work = work + (Work(hessians=B * n_h) if cfg.hessian == "matrix" else Work(hvps=B * n_h))
     elif cfg.method == "hfmaml":
-        work = work + Work(grads=2 * B * n_h)
+        pairs = B * n_h if cfg.oracle == "fused" else 0  # one read of each point for both
+        work = work + Work(grads=2 * B * n_h, paired=pairs)
         deltas = deltas.reshape(R, B)
     u = np.einsum("rbd,b->rd", U.reshape(R, B, d), weights)
     return Direction(u=u, work=work, delta=deltas)
@@ -373,6 +403,7 @@ def direction(
     delta: float | str | Callable[[np.ndarray], np.ndarray] = "theorem",
     hessian_batch: str = "independent",
     hessian: str = "matrix",
+    oracle: str = "fused",
 ) -> Direction:
     r"""One iteration's stochastic meta-gradient direction of MAML, FO-MAML or HF-MAML.
 
@@ -419,6 +450,12 @@ def direction(
         MAML only: form the mini-batch Hessians (the theory's :math:`O(d^2)` cost, counted in
         ``Work.hessians``) or apply them as exact Hessian-vector products (``Work.hvps``).
         Both give the same direction up to rounding.
+    oracle : {"fused", "two-calls"}
+        HF-MAML only: its two perturbed gradients on :math:`D_h^i` in one pass over the data
+        (``"fused"``, the kernel's ``central_difference_kernel``; ``Work.paired`` counts the
+        shared reads) or by two separate gradient calls (``"two-calls"``, what a black-box
+        gradient oracle allows: every point of :math:`D_h^i` read twice). The same direction
+        up to rounding.
 
     Returns
     -------
@@ -432,7 +469,7 @@ def direction(
         On a bad argument (named, with its allowed range), before any draw is made.
     """
     cfg = DirectionConfig.build(
-        family, alpha, method, batch_tasks, d_in, d_o, d_h, delta, hessian_batch, hessian
+        family, alpha, method, batch_tasks, d_in, d_o, d_h, delta, hessian_batch, hessian, oracle
     )
     Wa, single = _as_points(family, W)
     V.generator(rng)
@@ -462,11 +499,11 @@ def direction_moments(
     chunks that bound memory) and the exact :math:`\nabla F(w)` of
     :func:`hfmaml_core.meta.family_gradient`. ``batches`` are :func:`direction`'s keyword
     arguments (``batch_tasks``, ``d_in``, ``d_o``, ``d_h``, ``delta``, ``hessian_batch``,
-    ``hessian``).
+    ``hessian``, ``oracle``).
     """
     wa = V.array("w", w, shape=(family.dim,))
     n = V.integer("n_draws", n_draws, lo=2)
-    keys = {"batch_tasks", "d_in", "d_o", "d_h", "delta", "hessian_batch", "hessian"}
+    keys = {"batch_tasks", "d_in", "d_o", "d_h", "delta", "hessian_batch", "hessian", "oracle"}
     unknown = sorted(set(batches) - keys)
     if unknown:
         raise ValueError(f"unknown keyword arguments {unknown}; allowed: {sorted(keys)}")
@@ -475,18 +512,7 @@ def direction_moments(
     for key in ("batch_tasks", "d_in", "d_o"):
         if key not in args:
             raise ValueError(f"{key} must be given (an integer >= 1 or None)")
-    cfg = DirectionConfig.build(
-        family,
-        alpha,
-        method,
-        args["batch_tasks"],
-        args["d_in"],
-        args["d_o"],
-        args["d_h"],
-        args["delta"],
-        args["hessian_batch"],
-        args["hessian"],
-    )
+    cfg = DirectionConfig.build(family, alpha, method, **args)  # the keys are its parameters
     V.generator(rng)
     per_run = family.n_tasks if cfg.batch_tasks is None else cfg.batch_tasks
     chunk = max(1, _CHUNK_ROWS // per_run)

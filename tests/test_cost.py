@@ -161,6 +161,135 @@ def test_hfmaml_direction_is_the_central_difference_written_out():
         assert_close(got.u[r], u, 1e-10)
 
 
+# --------------------------------------------------------------------------- the two oracles
+def oracle_draws(d=9, rows=8, D=6, seed=11):
+    fam = tasks.make_welsch_family(d, 5, 12, seed=seed, input_scale=2.0)
+    rng = np.random.default_rng(seed)
+    T, idx = rng.integers(0, fam.n_tasks, rows), rng.integers(0, fam.n_points, (rows, D))
+    W = rng.standard_normal((rows, d)) / math.sqrt(d)
+    return fam, engine.FamilyKernels(fam, T), T, idx, W, rng.standard_normal((rows, d))
+
+
+def test_default_oracle_is_the_fused_kernel_bit_for_bit():
+    """oracle="fused" (the default) is today's path: the family's central_difference_kernel."""
+    fam, kern, T, idx, W, G = oracle_draws()
+    hf = engine.hf_term(kern, W, G, idx, delta="theorem", rho=fam.rho, alpha=0.3)
+    np.testing.assert_array_equal(hf.D, fam.central_difference_kernel(W, G, hf.deltas, T, idx))
+    kw = dict(batch_tasks=4, d_in=3, d_o=5, d_h=7)
+    Wr = np.random.default_rng(2).standard_normal((3, fam.dim))
+    default = E.direction(fam, Wr, 0.3, "hfmaml", np.random.default_rng(5), **kw)
+    fused = E.direction(fam, Wr, 0.3, "hfmaml", np.random.default_rng(5), oracle="fused", **kw)
+    np.testing.assert_array_equal(default.u, fused.u)
+    np.testing.assert_array_equal(default.delta, fused.delta)
+    # the direction composed by hand from the kernels, in the engine's order of operations
+    rng = np.random.default_rng(5)
+    Tr = rng.choice(fam.n_tasks, size=12, p=fam.probs)
+    I_in, I_o, I_h = (rng.integers(0, fam.n_points, (12, D)) for D in (3, 5, 7))
+    Wb = np.repeat(Wr, 4, axis=0)
+    g_in = fam.grad_kernel(Wb, Tr, I_in)
+    Gb = fam.grad_kernel(Wb - 0.3 * g_in, Tr, I_o)
+    delta = 1.0 / (6 * fam.rho * 0.3 * np.sqrt(np.einsum("bd,bd->b", Gb, Gb)))
+    U = Gb - 0.3 * fam.central_difference_kernel(Wb, Gb, delta, Tr, I_h)
+    np.testing.assert_array_equal(
+        default.u, np.einsum("rbd,b->rd", U.reshape(3, 4, -1), [0.25] * 4)
+    )
+
+
+def rounding_bound(fam, T, idx, W, G, delta):
+    r"""Worst-case difference of the two forms' quotients, from how each rounds (per component).
+
+    Both sum :math:`[\phi'(r^+_k) - \phi'(r^-_k)]\,x_k / (2\delta D)` over the batch; they
+    differ in how the residuals :math:`r^\pm_k = x_k^\top(w \pm \delta g) - y_k` are rounded
+    (fused: :math:`(x^\top w - y) \pm \delta\,x^\top g`; two calls: :math:`x^\top(w \pm
+    \delta g) - y`), each within :math:`(d + 2)\,\epsilon\,(|x|^\top(|w| + \delta|g|) + |y|)`,
+    and :math:`\phi'` is 1-Lipschitz; the sums over the batch add :math:`(D + 2)\,\epsilon` of
+    :math:`\sum_k |x_k|` each (:math:`|\phi'| \le 1`). Everything divided by :math:`2\delta`.
+    """
+    eps, D = np.finfo(float).eps, idx.shape[1]
+    X, y = fam.X[T[:, None], idx], fam.y[T[:, None], idx]
+    scale = np.abs(X) @ np.abs(W)[:, :, None] + delta[:, None, None] * (
+        np.abs(X) @ np.abs(G)[:, :, None]
+    )
+    resid = 2 * (fam.dim + 2) * eps * (scale[:, :, 0] + np.abs(y))  # both perturbed points
+    per_point = resid[:, :, None] * np.abs(X) + 2 * (D + 2) * eps * np.abs(X)
+    return per_point.mean(axis=1) / (2 * delta[:, None])
+
+
+@pytest.mark.parametrize("delta", ["theorem", 0.3, 1e-5], ids=["theorem", "0.3", "1e-5"])
+def test_two_calls_agree_with_the_fused_kernel_to_rounding(delta):
+    """Not bit-identical (the residuals are rounded differently), within the rounding bound.
+
+    The bound is what float64 rounding of the two forms allows (:func:`rounding_bound`), not a
+    fitted tolerance: ``1e-5`` has cancellation, so the bound is far larger there, and the test
+    also checks that the bound is tight enough to catch a wrong quotient (below 1e-6 of it).
+    """
+    fam, kern, T, idx, W, G = oracle_draws()
+    kw = dict(delta=delta, rho=fam.rho, alpha=0.3)
+    fused = engine.hf_term(kern, W, G, idx, **kw)
+    two = engine.hf_term(kern, W, G, idx, oracle="two-calls", **kw)
+    np.testing.assert_array_equal(two.deltas, fused.deltas)
+    bound = rounding_bound(fam, T, idx, W, G, fused.deltas)
+    assert np.all(np.abs(two.D - fused.D) <= bound)
+    assert np.max(bound) < 1e-6 * np.max(np.abs(fused.D))  # not vacuous: a wrong D would fail
+    rows = welsch_rows(fam, T, idx)  # and against the gradient written out, point by point
+    for b, (X, y) in enumerate(rows):
+        s = fused.deltas[b] * G[b]
+        expected = (welsch_grad(X, y, W[b] + s) - welsch_grad(X, y, W[b] - s)) / (
+            2 * fused.deltas[b]
+        )
+        assert np.all(np.abs(two.D[b] - expected) <= bound[b])
+
+
+def test_oracles_count_their_work_and_reads():
+    fam = tasks.make_welsch_family(6, 5, 20, seed=7, input_scale=2.0)
+    W = np.random.default_rng(8).standard_normal((2, fam.dim))
+    kw = dict(batch_tasks=3, d_in=2, d_o=4, d_h=5)
+    fused = E.direction(fam, W, 0.2, "hfmaml", np.random.default_rng(1), **kw)
+    two = E.direction(fam, W, 0.2, "hfmaml", np.random.default_rng(1), oracle="two-calls", **kw)
+    fo = E.direction(fam, W, 0.2, "fomaml", np.random.default_rng(1), **kw)
+    hvp = E.direction(fam, W, 0.2, "maml", np.random.default_rng(1), hessian="hvp", **kw)
+    assert fused.work == E.Work(grads=3 * (2 + 4 + 2 * 5), paired=3 * 5)
+    assert two.work == E.Work(grads=3 * (2 + 4 + 2 * 5))
+    assert (fo.work.reads(), hvp.work.reads()) == (3 * (2 + 4), 3 * (2 + 4 + 5))
+    assert (fused.work.reads(), two.work.reads()) == (3 * (2 + 4 + 5), 3 * (2 + 4 + 2 * 5))
+    assert fused.work.cost(10) == two.work.cost(10)  # the same gradients, read once or twice
+    assert (E.Work(1, 2, 3, 1) + E.Work(1, 1, 1, 1)) * 2 == E.Work(4, 6, 8, 4)
+    np.testing.assert_allclose(two.u, fused.u, rtol=1e-12, atol=1e-15)
+    for method in ("fomaml", "maml"):  # the option is HF-MAML's: the others ignore it
+        extra = {"hessian": "hvp"} if method == "maml" else {}
+        a = E.direction(fam, W, 0.2, method, np.random.default_rng(1), **kw, **extra)
+        b = E.direction(
+            fam, W, 0.2, method, np.random.default_rng(1), oracle="two-calls", **kw, **extra
+        )
+        np.testing.assert_array_equal(a.u, b.u)
+        assert a.work == b.work
+
+
+@pytest.mark.parametrize("bad", ["two_calls", "", None, 2])
+def test_a_bad_oracle_is_refused_by_name(bad):
+    fam = tasks.make_welsch_family(4, 3, 5, seed=0)
+    with pytest.raises(ValueError, match="oracle must be one of 'fused', 'two-calls'"):
+        E.direction(
+            fam, np.zeros(4), 0.1, "hfmaml", np.random.default_rng(0),
+            batch_tasks=2, d_in=2, d_o=2, d_h=2, oracle=bad,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="oracle must be one of"):
+        E.direction_moments(
+            fam, np.zeros(4), 0.1, "hfmaml", np.random.default_rng(0), 4,
+            batch_tasks=2, d_in=2, d_o=2, d_h=2, oracle=bad,
+        )  # fmt: skip
+
+
+def test_direction_moments_pass_the_oracle_on():
+    fam = tasks.make_welsch_family(5, 4, 9, seed=3, input_scale=2.0)
+    kw = dict(batch_tasks=2, d_in=2, d_o=3, d_h=4)
+    a = E.direction_moments(fam, np.zeros(5), 0.2, "hfmaml", np.random.default_rng(4), 6, **kw)
+    b = E.direction_moments(
+        fam, np.zeros(5), 0.2, "hfmaml", np.random.default_rng(4), 6, oracle="two-calls", **kw
+    )
+    np.testing.assert_allclose(b.mean, a.mean, rtol=1e-12, atol=1e-16)
+
+
 # --------------------------------------------------------------------------- blocks and pieces
 @pytest.mark.parametrize("block", [1, 40, 1 << 17], ids=["row-by-row", "blocks-of-2", "one-block"])
 @pytest.mark.parametrize("columns", [3, 8192], ids=["pieces-of-3", "whole"])
@@ -285,22 +414,27 @@ def test_tracemalloc_sees_numpy_arrays():
     assert bench.peak_bytes(lambda: None) < 10**5
 
 
-def test_benchmark_runs_in_quick_mode(capsys):
-    assert load_benchmark().main(["--quick", "--threads", "0"]) == 0  # 0: leave BLAS alone
+def test_benchmark_runs_in_quick_mode_and_writes_nothing(capsys, tmp_path):
+    target = tmp_path / "cost.json"
+    committed = (paths.BENCH_RESULTS / "cost.json").read_bytes()
+    bench = load_benchmark()
+    assert bench.main(["--quick", "--threads", "0", "--output", str(target)]) == 0  # 0: leave BLAS
     out = capsys.readouterr().out
-    assert "HF-MAML" in out and "results not written" in out
+    assert "HF-MAML (fused)" in out and "HF-MAML (two calls)" in out
+    assert "results not written" in out and not target.exists()
+    assert (paths.BENCH_RESULTS / "cost.json").read_bytes() == committed
 
 
 def test_committed_results_are_complete_and_consistent():
     """benchmarks/results/cost.json: every method and d, work as the estimators count it now."""
     res = json.loads((paths.BENCH_RESULTS / "cost.json").read_text())
     cfg, results = res["config"], res["results"]
-    assert set(results) == {"maml_hessian", "maml_hvp", "fomaml", "hfmaml"}
+    assert set(results) == {"maml_hessian", "maml_hvp", "fomaml", "hfmaml", "hfmaml_two_calls"}
     assert cfg["dims"][0] <= 100 and cfg["dims"][-1] >= 10**4
     fam = tasks.make_welsch_family(5, cfg["n_tasks"], cfg["n_points"], seed=0)
     for key, rows in results.items():
         spec = res["methods"][key]
-        extra = {"hessian": spec["hessian"]} if "hessian" in spec else {}
+        extra = {k: spec[k] for k in ("hessian", "oracle") if k in spec}
         work = E.direction(
             fam, np.zeros(5), cfg["alpha"], spec["method"], np.random.default_rng(0),
             batch_tasks=cfg["batch_tasks"], d_in=cfg["d_in"], d_o=cfg["d_o"], d_h=cfg["d_h"],
@@ -312,6 +446,7 @@ def test_committed_results_are_complete_and_consistent():
         for r in rows:
             w = r["work"]
             assert (w["grads"], w["hvps"], w["hessians"]) == (work.grads, work.hvps, work.hessians)
+            assert (w["paired"], w["reads"]) == (work.paired, work.reads())
             assert w["cost"] == work.cost(r["d"])
             assert r["peak_bytes"] > 0 and len(r["times_ms"]) == r["n"] >= 3
             q25, med, q75 = np.percentile(r["times_ms"], [25, 50, 75])
@@ -319,7 +454,8 @@ def test_committed_results_are_complete_and_consistent():
             assert r["q25_ms"] == pytest.approx(q25, rel=1e-3)
             assert r["q75_ms"] == pytest.approx(q75, rel=1e-3)
     fo = {r["d"]: np.asarray(r["times_ms"]) for r in results["fomaml"]}
-    for key in ("maml_hvp", "fomaml", "hfmaml"):  # interleaved: the rounds pair up
+    assert cfg["interleaved"] == ["maml_hvp", "fomaml", "hfmaml", "hfmaml_two_calls"]
+    for key in cfg["interleaved"]:  # interleaved: the rounds pair up
         for r in results[key]:
             paired = np.median(np.asarray(r["times_ms"]) / fo[r["d"]])
             assert r["paired_ratio_to_fomaml"] == pytest.approx(paired, rel=1e-3)
