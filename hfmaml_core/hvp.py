@@ -129,10 +129,8 @@ def central_difference(
         ``grad`` must *return* float32 (it is refused otherwise, so that the
         rounding of the result really is float32 rounding).
     check_resolution : bool, optional
-        ``True`` (default): refuse a ``delta`` that cannot resolve anything in the
-        working precision (see Raises). ``False``: compute the quotient anyway (it is
-        then exactly zero, or independent of ``w``): only for studies of the rounding
-        error itself, such as notebook 02's sweep of ``delta`` over 16 decades.
+        ``True`` (default): refuse a ``delta`` that resolves nothing (see Raises).
+        ``False``: compute it anyway, for studies of rounding (notebook 02's sweep).
 
     Returns
     -------
@@ -200,9 +198,8 @@ def _perturbed_points(
     """
     name = np.dtype(dt).name
     with np.errstate(over="ignore", invalid="ignore"):
-        step = delta * v
+        step, two = delta * v, 2.0 * dt(delta)
         w_plus, w_minus = w + step, w - step
-        two = 2.0 * dt(delta)
     if not (np.all(np.isfinite(w_plus)) and np.all(np.isfinite(w_minus)) and np.isfinite(two)):
         top = float(np.finfo(dt).max) / max(float(np.max(np.abs(v))), 1.0) / 2.0
         raise ValueError(
@@ -221,11 +218,8 @@ def _perturbed_points(
             f"zero whatever the Hessian; delta must exceed about {float(np.min(spacing)) / 2:.3g} "
             "for this w and v (and, for accuracy, be far larger: see error_model)"
         )
-    held = w != 0
-    if np.any(held) and (
-        np.array_equal(w_plus[held], step[held]) and np.array_equal(w_minus[held], -step[held])
-    ):
-        j = np.flatnonzero(held)
+    j = np.flatnonzero(w != 0)
+    if j.size and np.array_equal(w_plus[j], step[j]) and np.array_equal(w_minus[j], -step[j]):
         with np.errstate(divide="ignore"):
             lost = np.abs(w[j]) / np.spacing(np.abs(step[j]).astype(dt)) * delta
         raise ValueError(

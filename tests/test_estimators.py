@@ -357,7 +357,8 @@ def test_hvp_and_matrix_modes_agree_and_count_their_work():
     assert a.work == E.Work(grads=3 * (2 + 4), hessians=3 * 5)
     assert b.work == E.Work(grads=3 * (2 + 4), hvps=3 * 5)
     hf = E.direction(fam, W, 0.2, "hfmaml", np.random.default_rng(9), **kw)
-    assert hf.work == E.Work(grads=3 * (2 + 4 + 2 * 5))
+    # fused: each of the 5 points of D_h is read once for both perturbed gradients
+    assert hf.work == E.Work(grads=3 * (2 + 4 + 2 * 5), paired=3 * 5)
     fo = E.direction(fam, W, 0.2, "fomaml", np.random.default_rng(9), **kw)
     assert fo.work == E.Work(grads=3 * (2 + 4))
     inner = E.direction(fam, W, 0.2, "maml", np.random.default_rng(9), hessian_batch="inner", **kw)
@@ -373,7 +374,9 @@ def test_hvp_and_matrix_modes_agree_and_count_their_work():
         d_o=None,
         d_h=None,
     )
-    assert full.work == E.Work(grads=fam.n_tasks * 4 * fam.n_points)
+    assert full.work == E.Work(
+        grads=fam.n_tasks * 4 * fam.n_points, paired=fam.n_tasks * fam.n_points
+    )
     assert (E.Work(1, 2, 3) + E.Work(1, 1, 1)) * 2 == E.Work(4, 6, 8)
     assert E.Work(grads=2, hvps=1, hessians=1).cost(4) == 4 * 3 + 16
 

@@ -140,7 +140,7 @@ def test_theorem_steps_and_work_are_recorded():
     assert np.all(res.steps <= 1 / (25 * 4 * fam.L)) and np.all(res.steps > 0)
     assert len(np.unique(res.steps)) > 1  # random steps: rho > 0
     np.testing.assert_array_equal(res.k, [0, 7, 14, 20])
-    assert res.work_per_iteration == Work(grads=20 * (3 + 4 + 2 * 5) + 6 * 7)
+    assert res.work_per_iteration == Work(grads=20 * (3 + 4 + 2 * 5) + 6 * 7, paired=20 * 5)
     np.testing.assert_array_equal(res.work["grads"], res.k * res.work_per_iteration.grads)
     assert len({tuple(w) for w in res.iterates[-1]}) == 25  # independent runs
     assert not res.diverged.any()
