@@ -29,7 +29,9 @@ kernel returns a *new* array of the broadcast shape ``(..., d)`` of its point an
 (the engine updates it in place): ``grad(W, batch)``, ``hvp(W, V, batch)``,
 ``central_difference(W, G, delta, batch)`` (``delta`` of shape ``G.shape[:-1]``, both
 gradients on the same batch), and optionally ``hessian_times(W, G, batch)`` (MAML's
-``"matrix"`` mode) and ``loss_grad(W, batch) -> (losses, grads)``.
+``"matrix"`` mode) and ``loss_grad(W, batch) -> (losses, grads)``. Rows may also be a structured type the kernels
+understand (:class:`hfmaml_core.factored.FactoredRows`: ``*=``, ``+=``, ``-=``, ``/=``,
+``row_norms()``, ``mean(axis=-2)``), which the engine handles with the same operations.
 
 Unchecked: the clients validate once, the engine runs every iteration.
 """
@@ -188,7 +190,8 @@ def hf_term(
     (two ``grad`` calls whatever ``oracle``). The :math:`\delta_i` come from
     :func:`hfmaml_core.hvp.hf_deltas` (``delta``, ``rho``, ``alpha``).
     """
-    norms = np.sqrt(np.einsum("...d,...d->...", G, G))
+    row_norms = getattr(G, "row_norms", None)  # structured rows (hfmaml_core.factored)
+    norms = row_norms() if row_norms is not None else np.sqrt(np.einsum("...d,...d->...", G, G))
     deltas = hf_deltas(delta, norms, rho=rho, alpha=alpha)
     if difference == "central" and oracle == "fused":
         D = kern.central_difference(W, G, deltas, batch_h)

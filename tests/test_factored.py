@@ -1,0 +1,53 @@
+"""Factored network kernels (hfmaml_core.factored) against the dense MLP kernels, through the engine."""
+
+import numpy as np
+import pytest
+
+from hfmaml_core import engine
+from hfmaml_core import sinusoid as S
+from hfmaml_core.factored import FactoredNetworkKernels, FactoredRows
+from hfmaml_core.hvp import radius_rule
+from hfmaml_core.mlp import MLP, NetworkKernels
+
+
+def _directions(kern, net, w, tasks, method, difference):
+    sup = (tasks.x_support, tasks.y_support)
+    Wt = w[..., None, :]
+    o = engine.outer_gradients(kern, Wt, 0.01, sup, (tasks.x_query, tasks.y_query), with_loss=True)
+    U, _ = engine.task_directions(
+        kern, Wt, o.G, 0.01, method, sup, delta=radius_rule(1e-3), difference=difference
+    )
+    return U.mean(axis=-2), o.loss
+
+
+@pytest.mark.parametrize("runs", [0, 3])
+@pytest.mark.parametrize("method", ["fomaml", "maml", "hfmaml"])
+@pytest.mark.parametrize("difference", ["central", "forward"])
+def test_factored_agrees_with_dense(runs, method, difference):
+    net = MLP((1, 12, 9, 1))
+    rng = np.random.default_rng(3)
+    w = net.init(rng, runs) if runs else net.init(rng)
+    tasks = S.sample_tasks(rng, (runs, 5) if runs else (5,), 4, 6)
+    a, la = _directions(NetworkKernels(net), net, w, tasks, method, difference)
+    b, lb = _directions(FactoredNetworkKernels(net), net, w, tasks, method, difference)
+    assert a.shape == b.shape == w.shape
+    assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(a))
+    np.testing.assert_allclose(lb, la, rtol=1e-13)
+
+
+def test_rows_are_not_aliased():
+    """An in-place update of a row batch leaves the batch it was built from unchanged."""
+    net = MLP((1, 6, 5, 1))
+    rng = np.random.default_rng(0)
+    w = net.init(rng)[None, :]
+    tasks = S.sample_tasks(rng, (4,), 3, 3)
+    kern = FactoredNetworkKernels(net)
+    G = kern.grad(w, (tasks.x_support, tasks.y_support))
+    before = G.to_dense().copy()
+    H = G
+    H *= -0.5
+    H += w
+    np.testing.assert_array_equal(G.to_dense(), before)
+    np.testing.assert_allclose(H.to_dense(), w - 0.5 * before, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(G.row_norms(), np.linalg.norm(before, axis=-1), rtol=1e-13)
+    assert isinstance(G, FactoredRows)
