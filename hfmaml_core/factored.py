@@ -188,8 +188,8 @@ class FactoredNetworkKernels:
     The object remembers the forward and backward pass at the last *dense* point and batch it
     saw (the same array objects, compared with ``is``), so MAML's HVP at :math:`w` on the
     support set reuses the pass of the inner gradient there: counted work two gradients and
-    one HVP. Its lifetime is one meta-iteration (:mod:`hfmaml_core.sinusoid` makes one per
-    call); arrays handed to it must not be modified in place while it is in use.
+    one HVP. Its lifetime is one meta-iteration (make one per call; no client uses these kernels
+    yet, see issue 15); arrays handed to it must not be modified in place while it is in use.
 
     Parameters
     ----------
