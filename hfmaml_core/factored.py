@@ -4,19 +4,20 @@ On a batch of ``B`` tasks with ``K`` points each, a gradient of the network's lo
 layer, :math:`\partial f/\partial W_l = h_{l-1}^\top\delta_l`, an outer product of rank at most
 ``K``; the adapted points :math:`\hat w_i = w - \alpha\nabla f_i(w)`, the outer gradients
 :math:`g_i`, the Hessian-vector products :math:`\nabla^2 f_i(w)\,g_i` and HF-MAML's differences
-are all *a shared dense part plus per-task rank-``rK`` products*. :class:`FactoredRows` keeps a
-batch of such rows as ``base + [A_{l,i}^\top C_{l,i}]_l`` (weights) and dense biases, and
-:class:`FactoredNetworkKernels` runs forward, backward and the R-operator on them: every
-product with a per-task weight matrix is a product with the shared ``base`` (one GEMM over all
-``B K`` rows of the batch) plus two thin products through the ``K x K`` factors. Work
-:math:`O(BK\,n_{l-1}n_l)` per layer and no ``B x P`` array at all (the mean over tasks, the only
-dense output, is one GEMM over the stacked factors). Exact up to rounding: the same sums in
-another order (``tests/test_factored.py`` checks it against :class:`hfmaml_core.mlp.MLP`'s dense
-kernels to 1e-12).
+are all *a shared dense part plus a few per-task rank-``K`` products*. :class:`FactoredRows`
+keeps a batch of such rows as ``base + sum_t s_{t,i} [A_{t,l,i}^\top C_{t,l,i}]_l`` (weights;
+one *term* ``t`` per gradient or HVP that went into the row, with a per-row scale) and dense
+biases, and :class:`FactoredNetworkKernels` runs forward, backward and the R-operator on them:
+every product with a per-task weight matrix is a product with the shared ``base`` (one GEMM over
+all ``B K`` rows of the batch) plus two thin products through the ``K x K`` factors. Work
+:math:`O(BK\,n_{l-1}n_l)` per layer and no ``B x P`` array at all. The engine's arithmetic on
+rows (scaling, adding) only rescales and lists terms; the mean over tasks, the one dense output,
+stacks every term once and is one GEMM. Exact up to rounding: the same sums in another order
+(``tests/test_factored.py`` checks it against :class:`hfmaml_core.mlp.MLP`'s dense kernels).
 
-The factor arrays are never written in place: every operation (``*=``, ``+=``, ``-=``, ``/=``
-included) rebinds the row object's attributes to new arrays, so a row handed to the engine
-stays valid however the engine updates another row built from it.
+No array held by a row batch is ever written in place: every operation (``*=``, ``+=``, ``-=``,
+``/=`` included) returns a new row object, so a row handed to the engine stays valid however the
+engine updates another row built from it.
 """
 
 from __future__ import annotations
@@ -32,15 +33,31 @@ def _t(A: np.ndarray) -> np.ndarray:
     return np.swapaxes(A, -1, -2)
 
 
+def _times(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The product of two per-row scales (``None`` is 1)."""
+    if a is None:
+        return b
+    return a if b is None else a * b
+
+
+#: A term of a row batch: ``(s, A, C)`` with ``s`` ``None`` (1) or per-row scales broadcasting
+#: against the batch's ``lead``, and per layer ``A_l`` ``(..., r, n_{l-1})``, ``C_l``
+#: ``(..., r, n_l)`` (or ``None`` for a layer the term does not touch).
+Term = tuple
+
+
 class FactoredRows:
-    r"""Rows :math:`w_i = \text{base} + (\,[A_{l,i}^\top C_{l,i}]_l,\ [b_{l,i}]_l\,)` of a network's
-    parameter vectors, for a batch of leading shape ``lead`` (the last axis the tasks).
+    r"""Rows :math:`w_i = \text{base} + (\,[\sum_t s_{t,i} A_{t,l,i}^\top C_{t,l,i}]_l,\ [b_{l,i}]_l\,)`
+    of a network's parameter vectors, for a batch of leading shape ``lead`` (the last axis the
+    tasks).
 
     Parameters
     ----------
     net : MLP
-    A, C : list of ndarray
-        Per layer ``l``: shapes ``(*lead, r_l, n_{l-1})`` and ``(*lead, r_l, n_l)``.
+    terms : list of (s, A, C)
+        ``s``: ``None`` or per-row scales (shape broadcasting against ``lead``); ``A``, ``C``:
+        lists over layers of arrays ``(*lead, r, n_{l-1})``, ``(*lead, r, n_l)`` (leading axes may
+        broadcast) or ``None``.
     bias : list of ndarray
         Per layer: shape ``(*lead, n_l)``.
     base : ndarray or None
@@ -53,8 +70,8 @@ class FactoredRows:
 
     __array_ufunc__ = None  # ndarray (op) FactoredRows defers to the reflected methods
 
-    def __init__(self, net: MLP, A: list, C: list, bias: list, base: np.ndarray | None = None):
-        self.net, self.A, self.C, self.bias, self.base = net, A, C, bias, base
+    def __init__(self, net: MLP, terms: list, bias: list, base: np.ndarray | None = None):
+        self.net, self.terms, self.bias, self.base = net, terms, bias, base
 
     @property
     def lead(self) -> tuple[int, ...]:
@@ -66,44 +83,31 @@ class FactoredRows:
 
     # ------------------------------------------------------------ arithmetic
     def _scaled(self, s: object) -> FactoredRows:
-        if np.ndim(s) == 0:
-            sc = sb = s
+        sb = np.asarray(s, dtype=float)  # a scalar or shape (*lead, 1): also a (row, rank) scale
+        if sb.ndim == 0:
             base = None if self.base is None else self.base * s
+        elif self.base is not None:
+            raise ValueError("a row batch with a dense base can only be scaled by a scalar")
         else:
-            if self.base is not None:
-                raise ValueError("a row batch with a dense base can only be scaled by a scalar")
-            s = np.asarray(s)[..., 0]  # shape (*lead, 1) -> lead
-            sc, sb = s[..., None, None], s[..., None]
             base = None
-        return FactoredRows(
-            self.net, self.A, [c * sc for c in self.C], [b * sb for b in self.bias], base
-        )
+        row = sb.reshape(1) if sb.ndim == 0 else sb  # every term scale has a (row, rank) axis
+        terms = [(_times(ts, row), A, C) for ts, A, C in self.terms]
+        return FactoredRows(self.net, terms, [b * sb for b in self.bias], base)
 
     def _added(self, other: object, sign: float = 1.0) -> FactoredRows:
         if isinstance(other, FactoredRows):
             o = other if sign == 1.0 else other._scaled(sign)
-            lead = np.broadcast_shapes(self.lead, o.lead)
-
-            def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-                if x.shape[:-2] != lead:
-                    x = np.broadcast_to(x, (*lead, *x.shape[-2:]))
-                if y.shape[:-2] != lead:
-                    y = np.broadcast_to(y, (*lead, *y.shape[-2:]))
-                return np.concatenate([x, y], axis=-2)
-
-            A = [cat(a, b) for a, b in zip(self.A, o.A, strict=True)]
-            C = [cat(a, b) for a, b in zip(self.C, o.C, strict=True)]
             bias = [a + b for a, b in zip(self.bias, o.bias, strict=True)]
             bases = [x for x in (self.base, o.base) if x is not None]
             base = None if not bases else bases[0] if len(bases) == 1 else bases[0] + bases[1]
-            return FactoredRows(self.net, A, C, bias, base)
+            return FactoredRows(self.net, self.terms + o.terms, bias, base)
         if sign != 1.0:
             raise ValueError("only a FactoredRows batch can be subtracted from one")
         D = np.asarray(other, dtype=float)
         if D.ndim < 2 or D.shape[-2] != 1:
             D = D.reshape(*D.shape[:-1], 1, D.shape[-1])  # (P,) -> (1, P): shared by the tasks
         base = D if self.base is None else self.base + D
-        return FactoredRows(self.net, self.A, self.C, self.bias, base)
+        return FactoredRows(self.net, self.terms, self.bias, base)
 
     def __mul__(self, s: object) -> FactoredRows:
         return self._scaled(s)
@@ -131,12 +135,28 @@ class FactoredRows:
         return self._scaled(-1.0)
 
     # ------------------------------------------------------------ reductions
+    def stacked(self, l: int) -> tuple[np.ndarray, np.ndarray]:
+        r"""Layer ``l``'s weights as one product :math:`A^\top C`: every term's factors (scales
+        folded into ``C``) stacked along the rank axis, shapes ``(*lead, r, n_{l-1})`` and
+        ``(*lead, r, n_l)``."""
+        lead = self.lead
+        parts = [(A[l], C[l], s) for s, A, C in self.terms if A[l] is not None]
+        if len(parts) == 1 and parts[0][2] is None and parts[0][0].shape[:-2] == lead:
+            return parts[0][0], parts[0][1]
+        As, Cs = [], []
+        for a, c, s in parts:
+            As.append(np.broadcast_to(a, (*lead, *a.shape[-2:])))
+            c = c if s is None else c * s[..., None]
+            Cs.append(np.broadcast_to(c, (*lead, *c.shape[-2:])))
+        return np.concatenate(As, axis=-2), np.concatenate(Cs, axis=-2)
+
     def row_norms(self) -> np.ndarray:
         r"""Euclidean norm of every row (no base), :math:`\|A^\top C\|_F^2 = \sum (AA^\top)\odot(CC^\top)`."""
         if self.base is not None:
             raise ValueError("row_norms needs a row batch without a dense base")
         sq = sum(np.einsum("...j,...j->...", b, b) for b in self.bias)
-        for a, c in zip(self.A, self.C, strict=True):
+        for l in range(len(self.bias)):
+            a, c = self.stacked(l)
             sq = sq + np.einsum("...ij,...ij->...", a @ _t(a), c @ _t(c))
         return np.sqrt(sq)
 
@@ -145,12 +165,24 @@ class FactoredRows:
         if axis != -2:
             raise ValueError(f"axis must be -2 (the task axis); got {axis}")
         B = self.lead[-1]
-        out = np.empty((*self.lead[:-1], self.net.n_params))
+        R = self.lead[:-1]
+        out = np.empty((*R, self.net.n_params))
         for l, (s, m, e, n_in, n_out) in enumerate(_slices(self.net)):
-            a, c = self.A[l], self.C[l]
-            a2 = a.reshape(*a.shape[:-3], -1, n_in)
-            c2 = c.reshape(*c.shape[:-3], -1, n_out)
-            np.matmul(_t(a2), c2, out=out[..., s:m].reshape(*self.lead[:-1], n_in, n_out))
+            block = out[..., s:m].reshape(*R, n_in, n_out)
+            first = True
+            for ts, A, C in self.terms:  # one GEMM per term over all its B r rows
+                if A[l] is None:
+                    continue
+                a, c = A[l], C[l] if ts is None else C[l] * ts[..., None]
+                a = np.broadcast_to(a, (*self.lead, *a.shape[-2:])).reshape(*R, -1, n_in)
+                c = np.broadcast_to(c, (*self.lead, *c.shape[-2:])).reshape(*R, -1, n_out)
+                if first:
+                    np.matmul(_t(a), c, out=block)
+                    first = False
+                else:
+                    block += _t(a) @ c
+            if first:
+                block[...] = 0.0
             out[..., s:m] /= B
             out[..., m:e] = self.bias[l].mean(axis=-2)
         if self.base is not None:
@@ -161,7 +193,8 @@ class FactoredRows:
         """The rows as a dense array ``(*lead, P)`` (for tests and small batches)."""
         out = np.empty(self.shape)
         for l, (s, m, e, n_in, n_out) in enumerate(_slices(self.net)):
-            out[..., s:m] = (_t(self.A[l]) @ self.C[l]).reshape(*self.lead, n_in * n_out)
+            a, c = self.stacked(l)
+            out[..., s:m] = (_t(a) @ c).reshape(*self.lead, n_in * n_out)
             out[..., m:e] = self.bias[l]
         if self.base is not None:
             out += self.base
@@ -176,6 +209,16 @@ def _slices(net: MLP) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
+def _accumulate(out: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """``out + x``, in place when ``out`` (a temporary of the caller's) already has the shape."""
+    if out is None:
+        return x
+    if out.shape == x.shape:
+        out += x
+        return out
+    return out + x
+
+
 class FactoredNetworkKernels:
     r"""The network's kernels in the engine's protocol, on :class:`FactoredRows`.
 
@@ -188,8 +231,10 @@ class FactoredNetworkKernels:
     The object remembers the forward and backward pass at the last *dense* point and batch it
     saw (the same array objects, compared with ``is``), so MAML's HVP at :math:`w` on the
     support set reuses the pass of the inner gradient there: counted work two gradients and
-    one HVP. Its lifetime is one meta-iteration (make one per call; no client uses these kernels
-    yet, see issue 15); arrays handed to it must not be modified in place while it is in use.
+    one HVP. HF-MAML's two perturbed gradients (:meth:`central_difference`) are one pass over a
+    batch of ``2B`` rows. Its lifetime is one meta-iteration (make one per call, as
+    :func:`hfmaml_core.sinusoid.meta_directions` does); arrays handed to it must not be modified
+    in place while it is in use.
 
     Parameters
     ----------
@@ -236,53 +281,83 @@ class FactoredNetworkKernels:
         h2 = h.reshape(*lead[:-1], lead[-1] * h.shape[-2], h.shape[-1])
         return (h2 @ M).reshape(*lead, h.shape[-2], M.shape[-1])
 
-    def _apply(self, h: np.ndarray, l: int, layers: list | None, rows: FactoredRows | None):
+    @staticmethod
+    def _low(h, l: int, rows: FactoredRows, out, sign=None) -> np.ndarray:
+        r"""``out + h @ (\sum_t s_t A_t^T C_t)`` of layer ``l``, each point's row scaled by
+        ``sign`` (shape ``(K, 1)``) when given; ``out`` (a temporary) may be updated in place."""
+        for s, A, C in rows.terms:
+            if A[l] is None:
+                continue
+            k = h @ _t(A[l])  # (..., K, r): thin
+            if s is not None:
+                k *= s[..., None, :]
+            if sign is not None:
+                k *= sign
+            out = _accumulate(out, k @ C[l])
+        return out
+
+    @staticmethod
+    def _low_t(d, l: int, rows: FactoredRows, out, sign=None) -> np.ndarray:
+        r"""``out + d @ (\sum_t s_t A_t^T C_t)^T`` of layer ``l`` (``sign`` as in :meth:`_low`)."""
+        for s, A, C in rows.terms:
+            if A[l] is None:
+                continue
+            k = d @ _t(C[l])
+            if s is not None:
+                k *= s[..., None, :]
+            if sign is not None:
+                k *= sign
+            out = _accumulate(out, k @ A[l])
+        return out
+
+    def _apply(self, h, l: int, layers, rows, sign=None):
         """``h @ W_l`` at the point (weights only)."""
         out = None if layers is None else self._shared(h, layers[l][0][..., 0, :, :])
-        if rows is not None:
-            low = (h @ _t(rows.A[l])) @ rows.C[l]
-            out = low if out is None else out + low
-        return out
+        return out if rows is None else self._low(h, l, rows, out, sign)
 
-    def _apply_t(self, d: np.ndarray, l: int, layers: list | None, rows: FactoredRows | None):
+    def _apply_t(self, d, l: int, layers, rows, sign=None):
         """``d @ W_l^T`` at the point."""
         out = None if layers is None else self._shared(d, _t(layers[l][0][..., 0, :, :]))
-        if rows is not None:
-            low = (d @ _t(rows.C[l])) @ rows.A[l]
-            out = low if out is None else out + low
-        return out
+        return out if rows is None else self._low_t(d, l, rows, out, sign)
 
-    def _forward(self, W: object, X: np.ndarray):
+    def _forward(self, W: object, X: np.ndarray, sign: np.ndarray | None = None):
+        """Forward pass; with ``sign`` (``(K, 1)``), point ``k`` sees ``base + sign_k * rows``."""
         layers, rows = self._point(W)
         lead = X.shape[:-2] if rows is None else np.broadcast_shapes(rows.lead, X.shape[:-2])
         X = np.broadcast_to(X, (*lead, *X.shape[-2:]))
         hs = [X]
         L = len(self.slices)
         for l in range(L):
-            a = self._apply(hs[-1], l, layers, rows)
+            a = self._apply(hs[-1], l, layers, rows, sign)
             if layers is not None:
-                a = a + layers[l][1]
+                a += layers[l][1]
             if rows is not None:
-                a = a + rows.bias[l][..., None, :]
-            hs.append(a if l == L - 1 else np.tanh(a))
+                b = rows.bias[l][..., None, :]
+                a += b if sign is None else b * sign
+            hs.append(a if l == L - 1 else np.tanh(a, out=a))
         return layers, rows, hs
 
-    def _backward(self, layers, rows, hs, Y):
-        K = Y.shape[-2]
+    def _backward(self, layers, rows, hs, Y, K: int | None = None, sign=None):
+        """Backward pass: the gradient of the mean squared error over each ``K`` points."""
+        K = Y.shape[-2] if K is None else K
         r = hs[-1] - Y
         loss = np.einsum("...kj,...kj->...", r, r) / K
         L = len(self.slices)
         A, C, bias = [None] * L, [None] * L, [None] * L
         deltas, backs = [None] * L, [None] * L
-        delta = (2.0 / K) * r
+        delta = r
+        delta *= 2.0 / K
         for l in range(L - 1, -1, -1):
             deltas[l] = delta
             A[l], C[l], bias[l] = hs[l], delta, delta.sum(axis=-2)
             if l > 0:
-                back = self._apply_t(delta, l, layers, rows)
+                back = self._apply_t(delta, l, layers, rows, sign)
                 backs[l] = back
-                delta = back * (1.0 - hs[l] * hs[l])
-        return loss, FactoredRows(self.net, A, C, bias), deltas, backs
+                h = hs[l]
+                delta = h * h
+                np.subtract(1.0, delta, out=delta)
+                delta *= back
+        return loss, FactoredRows(self.net, [(None, A, C)], bias), deltas, backs
 
     # ------------------------------------------------------------ the protocol
     def loss_grad(self, W: object, batch: tuple[np.ndarray, np.ndarray]):
@@ -303,30 +378,51 @@ class FactoredNetworkKernels:
         L = len(self.slices)
         Rhs: list = [None]
         for l in range(L):
-            Ra = (hs[l] @ _t(V.A[l])) @ V.C[l] + V.bias[l][..., None, :]
+            Ra = self._low(hs[l], l, V, None) + V.bias[l][..., None, :]
             if l > 0:
-                Ra = Ra + self._apply(Rhs[l], l, layers, rows)
-            Rhs.append(Ra if l == L - 1 else (1.0 - hs[l + 1] * hs[l + 1]) * Ra)
+                Ra += self._apply(Rhs[l], l, layers, rows)
+            if l < L - 1:
+                Ra *= 1.0 - hs[l + 1] * hs[l + 1]
+            Rhs.append(Ra)
         K = Y.shape[-2]
         A, C, bias = [None] * L, [None] * L, [None] * L
+        A2, C2 = [None] * L, [None] * L
         Rdelta = (2.0 / K) * Rhs[L]
         for l in range(L - 1, -1, -1):
             bias[l] = Rdelta.sum(axis=-2)
+            A[l], C[l] = hs[l], Rdelta
             if l == 0:
-                A[l], C[l] = hs[0], Rdelta
                 continue
-            A[l] = np.concatenate([hs[l], Rhs[l]], axis=-2)
-            C[l] = np.concatenate([Rdelta, deltas[l]], axis=-2)
+            A2[l], C2[l] = Rhs[l], deltas[l]
             h = hs[l]
-            Rback = self._apply_t(Rdelta, l, layers, rows) + (deltas[l] @ _t(V.C[l])) @ V.A[l]
+            Rback = self._low_t(deltas[l], l, V, self._apply_t(Rdelta, l, layers, rows))
             Rdelta = Rback * (1.0 - h * h) - 2.0 * (h * Rhs[l]) * backs[l]
-        return FactoredRows(self.net, A, C, bias)
+        return FactoredRows(self.net, [(None, A, C), (None, A2, C2)], bias)
 
     def central_difference(
         self, W: object, G: FactoredRows, delta: np.ndarray, batch: tuple[np.ndarray, np.ndarray]
     ) -> FactoredRows:
-        r"""HF-MAML's :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w-\delta_i g_i)]/(2\delta_i)`."""
-        step = G * delta[..., None]
-        plus = self.grad(W + step, batch)
-        minus = self.grad(W + (-step), batch)
-        return (plus - minus) / (2.0 * delta)[..., None]
+        r"""HF-MAML's :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w-\delta_i g_i)]/(2\delta_i)`.
+
+        Both perturbed gradients in one pass: each task's ``K`` points twice, the first copy
+        seeing :math:`w+\delta_i g_i` and the second :math:`w-\delta_i g_i` (the sign scales the
+        rows' part point by point), so every shared product is one GEMM over ``2BK`` rows and
+        no factor of ``G`` is copied. The difference is one term of rank ``2K`` whose scales
+        are :math:`\pm 1/(2\delta_i)`.
+        """
+        if not isinstance(G, FactoredRows) or G.base is not None:
+            raise ValueError("G must be a FactoredRows batch without a dense base")
+        X, Y = batch
+        K = Y.shape[-2]
+        lead = np.broadcast_shapes(G.lead, X.shape[:-2])
+        sign = np.concatenate([np.ones(K), -np.ones(K)])[:, None]  # (2K, 1)
+        X2 = np.concatenate([np.broadcast_to(X, (*lead, *X.shape[-2:]))] * 2, axis=-2)
+        Y2 = np.concatenate([np.broadcast_to(Y, (*lead, *Y.shape[-2:]))] * 2, axis=-2)
+        P = W + G * delta[..., None]  # base w, rows delta_i g_i
+        layers, rows, hs = self._forward(P, X2, sign)
+        _, D, _, _ = self._backward(layers, rows, hs, Y2, K, sign)
+        ((_, A, C),) = D.terms
+        half = 0.5 / delta[..., None]
+        scale = half * sign[:, 0]  # (*lead, 2K): +1/(2 delta_i) on the first K, - on the rest
+        bias = [(b[..., :K, :].sum(axis=-2) - b[..., K:, :].sum(axis=-2)) * half for b in C]
+        return FactoredRows(self.net, [(scale, A, C)], bias)

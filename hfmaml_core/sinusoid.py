@@ -60,6 +60,7 @@ from . import engine
 from .hvp import radius_rule
 from .methods import LABELS
 from .methods import get as get_method
+from .factored import FactoredNetworkKernels
 from .mlp import MLP, NetworkKernels
 from .sinusoid_tasks import (
     AMPLITUDE_RANGE,
@@ -76,7 +77,9 @@ __all__ = [
     "AMPLITUDE_RANGE",
     "DEFAULT_DELTA",
     "DIFFERENCES",
+    "FACTORED_FROM",
     "INPUT_RANGE",
+    "KERNELS",
     "METHODS",
     "PHASE_RANGE",
     "MetaLearner",
@@ -86,6 +89,7 @@ __all__ = [
     "adaptation_errors",
     "hessian_term_error",
     "meta_directions",
+    "network_kernels",
     "sample_tasks",
     "train",
 ]
@@ -95,6 +99,20 @@ METHODS: tuple[str, ...] = LABELS
 #: Default finite-difference radius of HF-MAML: the two gradients are taken at
 #: distance ``DEFAULT_DELTA`` from ``w`` (see the module docstring).
 DEFAULT_DELTA: float = 1e-3
+
+#: How :func:`meta_directions` lays out the per-task work: ``"dense"``, the per-task parameter
+#: rows as a ``B x P`` array (:class:`hfmaml_core.mlp.NetworkKernels`); ``"factored"``, every
+#: per-task row as the shared ``w`` plus rank-``K`` factors, no ``B x P`` array
+#: (:class:`hfmaml_core.factored.FactoredNetworkKernels`); ``"auto"`` (the default), dense for
+#: networks below :data:`FACTORED_FROM` parameters and factored from there. Same mathematics,
+#: the sums in another order (the two agree to rounding: ``tests/test_factored.py``).
+KERNELS: tuple[str, ...] = ("auto", "dense", "factored")
+
+#: The size ``P`` from which ``kernels="auto"`` takes the factored kernels: below it the dense
+#: layout's few large NumPy calls beat the factored one's many thin ones; above it the dense
+#: layout's ``B x P`` temporaries (memory traffic) lose. Measured by
+#: ``benchmarks/network_scaling.py``, which times both layouts at every width.
+FACTORED_FROM: int = 5000
 #: Finite differences HF-MAML's Hessian term can be computed with: ``"central"``
 #: (THEORY H1, the method's own) and ``"forward"``,
 #: :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w)]/\delta_i`, whose error is first
@@ -124,6 +142,7 @@ def meta_directions(
     methods: Sequence[str] | str = METHODS,
     delta: float = DEFAULT_DELTA,
     difference: str = "central",
+    kernels: str = "auto",
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     r"""Meta-gradient estimates of MAML, FO-MAML and HF-MAML on a batch of tasks.
 
@@ -160,6 +179,9 @@ def meta_directions(
         ``"forward"``: HF-MAML's Hessian term as
         :math:`[\nabla f_i^{s}(w+\delta_i g_i) - \nabla f_i^{s}(w)]/\delta_i`, whose
         error is first order in :math:`\delta` (see :data:`DIFFERENCES`).
+    kernels : str
+        ``"auto"`` (default), ``"dense"`` or ``"factored"``: the layout of the per-task work
+        (:data:`KERNELS`, :data:`FACTORED_FROM`); it changes the time, not the mathematics.
 
     Returns
     -------
@@ -177,8 +199,9 @@ def meta_directions(
     methods = _check_methods(methods)
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
     difference = V.choice("difference", difference, DIFFERENCES)
+    kernels = V.choice("kernels", kernels, KERNELS)
     _check_run_shape(net, Wa, tasks)
-    return _engine_directions(net, Wa, tasks, alpha, methods, delta, difference)
+    return _engine_directions(net, Wa, tasks, alpha, methods, delta, difference, kernels)
 
 
 def _check_run_shape(net: MLP, Wa: np.ndarray, tasks: SinusoidTasks) -> None:
@@ -234,6 +257,14 @@ def _hessian_term_error(dirs: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
+def network_kernels(net: MLP, kernels: str = "auto") -> NetworkKernels | FactoredNetworkKernels:
+    """The engine kernels :func:`meta_directions` uses for ``net`` (see :data:`KERNELS`)."""
+    kernels = V.choice("kernels", kernels, KERNELS)
+    if kernels == "auto":
+        kernels = "factored" if net.n_params >= FACTORED_FROM else "dense"
+    return FactoredNetworkKernels(net) if kernels == "factored" else NetworkKernels(net)
+
+
 def _engine_directions(
     net: MLP,
     W: np.ndarray,
@@ -242,15 +273,16 @@ def _engine_directions(
     methods: tuple[str, ...],
     delta: float,
     difference: str = "central",
+    kernels: str = "auto",
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The requested directions through the one engine (:mod:`hfmaml_core.engine`), unchecked.
 
-    The network's kernels (:class:`~hfmaml_core.mlp.NetworkKernels`), batches ``(x, y)``: the
+    The network's kernels (:func:`network_kernels`), batches ``(x, y)``: the
     support set is :math:`D_{in}` and the Hessian batch (:math:`D_h = D_{in}`), the query set
     :math:`D_o`; HF-MAML's rule is :func:`hfmaml_core.hvp.radius_rule`; each task's rows are
     averaged with weight :math:`1/B`.
     """
-    kern = NetworkKernels(net)
+    kern = network_kernels(net, kernels)
     support = (tasks.x_support, tasks.y_support)
     Wt = W[..., None, :]  # a task axis: broadcasts against the tasks of the batch
     outer = engine.outer_gradients(
