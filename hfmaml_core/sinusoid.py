@@ -57,10 +57,10 @@ import numpy as np
 
 from . import _validate as V
 from . import engine
+from .factored import FactoredNetworkKernels
 from .hvp import radius_rule
 from .methods import LABELS
 from .methods import get as get_method
-from .factored import FactoredNetworkKernels
 from .mlp import MLP, NetworkKernels
 from .sinusoid_tasks import (
     AMPLITUDE_RANGE,
