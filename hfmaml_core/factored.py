@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _heap
 from .mlp import MLP
 
 __all__ = ["FactoredNetworkKernels", "FactoredRows"]
@@ -246,6 +247,7 @@ class FactoredNetworkKernels:
             raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
         self.net = net
         self.slices = _slices(net)
+        _heap.steady()  # no heap shrink and re-growth between calls (hfmaml_core._heap)
         self._memo: tuple | None = None  # (W, X, Y, layers, rows, hs, pass) at the last dense point
 
     def _pass(self, W: object, X: np.ndarray, Y: np.ndarray):

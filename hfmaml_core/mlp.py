@@ -47,6 +47,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _heap
+
 __all__ = ["MLP", "SINUSOID_SIZES", "NetworkKernels"]
 
 #: Layer widths of the MAML sinusoid benchmark network.
@@ -415,6 +417,7 @@ class NetworkKernels:
         if not isinstance(net, MLP):
             raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
         self.net = net
+        _heap.steady()  # no heap shrink and re-growth between calls (hfmaml_core._heap)
 
     def grad(self, W: np.ndarray, batch: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         r""":math:`\nabla f(w)` on the batch, shape ``(*lead, P)``."""
