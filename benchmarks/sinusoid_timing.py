@@ -58,10 +58,12 @@ def loop_step(learner: S.MetaLearner) -> None:
     learner.update(u / batch.shape[-1])
 
 
-def hessian_step(learner: S.MetaLearner) -> None:
-    """MAML meta-iteration that forms each task's Hessian (P Hessian-vector products)."""
-    net, w, a = learner.net, learner.w, learner.alpha
-    batch = learner.next_batch()
+def hessian_direction(net: MLP, w: np.ndarray, batch: S.SinusoidTasks, a: float) -> np.ndarray:
+    """MAML's direction with each task's Hessian formed (P Hessian-vector products per task).
+
+    ``w`` of shape ``(P,)``, ``batch`` of leading shape ``(B,)``; also used by
+    ``network_scaling.py``.
+    """
     P = net.n_params
     eye = np.eye(P)
     u = np.zeros_like(w)
@@ -71,7 +73,12 @@ def hessian_step(learner: S.MetaLearner) -> None:
         g = net.grads(w_hat, batch.x_query[b], batch.y_query[b])
         H = net.hvps(w, eye, xs[None], ys[None])  # row j is H e_j: the Hessian (symmetric)
         u += g - a * (H @ g)
-    learner.update(u / batch.shape[-1])
+    return u / batch.shape[-1]
+
+
+def hessian_step(learner: S.MetaLearner) -> None:
+    """MAML meta-iteration that forms each task's Hessian (P Hessian-vector products)."""
+    learner.update(hessian_direction(learner.net, learner.w, learner.next_batch(), learner.alpha))
 
 
 TOP_PAD = "67108864"  # 64 MiB
