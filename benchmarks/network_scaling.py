@@ -75,6 +75,8 @@ META_BATCH, K_SUPPORT, K_QUERY, ALPHA = 25, 10, 10, 0.01
 #: Largest max relative difference (inf norm) between hfmaml's and torch's directions that
 #: counts as agreement: both are exact in float64 up to rounding for MAML and FO-MAML; HF-MAML's
 #: difference quotient divides rounding errors by delta_i ||g_i|| = delta.
+#: Hessian-vector products timed to estimate how long forming the Hessians would take.
+PROBE_HVPS = 200
 AGREEMENT = {"MAML": 1e-10, "FO-MAML": 1e-10, "HF-MAML": 1e-8}
 
 
@@ -111,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:  # small widths, few rounds; defaults a test can still override
-        given = set(argv or sys.argv[1:])
+        given = sys.argv[1:] if argv is None else argv
         if not any(a.startswith("--widths") for a in given):
             args.widths = "8,16"
         args.budget, args.min_rounds, args.max_rounds, args.warmup = 0.2, 3, 5, 1
@@ -204,16 +206,22 @@ def hessian_plan(setting: Setting, args: argparse.Namespace) -> dict:
             f"--hessian-max-bytes = {args.hessian_max_bytes / 2**30:.1f} GiB"
         )
         return plan
-    one = setting.tasks[0:1]
-    t0 = time.perf_counter()
-    hessian_direction(setting.net, setting.w, one, ALPHA)
-    estimate = META_BATCH * (time.perf_counter() - t0)
+    # a probe: m of one task's P Hessian-vector products (best of two), scaled to P and B tasks
+    m = min(P, PROBE_HVPS)
+    xs, ys = setting.tasks.x_support[:1], setting.tasks.y_support[:1]
+    probe = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        setting.net.hvps(setting.w, np.eye(m, P), xs, ys)
+        probe.append(time.perf_counter() - t0)
+    estimate = META_BATCH * (P / m) * min(probe)
     plan["time_estimate_s"] = round(estimate, 2)
     if estimate > args.hessian_budget:
         plan["formed"] = False
         plan["reason"] = (
-            f"time: one task's Hessian took {estimate / META_BATCH:.2f} s, so {META_BATCH} tasks "
-            f"about {estimate:.0f} s, more than --hessian-budget = {args.hessian_budget:g} s"
+            f"time: {m} of one task's {P} Hessian-vector products took {min(probe):.3f} s, so "
+            f"{META_BATCH} Hessians about {estimate:.0f} s, more than --hessian-budget = "
+            f"{args.hessian_budget:g} s"
         )
         return plan
     plan["formed"] = True
@@ -333,6 +341,15 @@ def config_record(args: argparse.Namespace) -> dict:
         "hessian_max_bytes": args.hessian_max_bytes,
         "api": "hfmaml_core.sinusoid.meta_directions(net, w, tasks, alpha, methods=(m,), delta)",
     }
+
+
+def torch_output(args: argparse.Namespace) -> Path:
+    """--torch-output; else beside --output (``<stem>_torch.json``); else the committed file."""
+    if args.torch_output is not None:
+        return args.torch_output
+    if args.output is not None:
+        return args.output.with_name(args.output.stem + "_torch.json")
+    return TORCH_RESULTS
 
 
 def write(path: Path, payload: dict) -> None:
@@ -473,18 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_torch_table(rows)
     print(f"torch {info['torch']} ({info['threads']} thread(s)); {elapsed:.0f} s")
-    if write_files:
-        write(
-            args.torch_output
-            or (
-                TORCH_RESULTS
-                if args.output is None
-                else output.with_name(output.stem + "_torch.json")
-            ),
-            payload,
-        )
+    if write_files or args.torch_output is not None:
+        write(torch_output(args), payload)
     else:
-        print("--quick: torch results not written (give --output to write them)")
+        print("--quick: torch results not written (give --output or --torch-output)")
     return 0
 
 
