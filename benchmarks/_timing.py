@@ -7,7 +7,8 @@
   round, so that a change of machine load hits all of them alike;
 * :func:`paired_repeats`: a slow method's repeats, each followed by a reference call, so that
   its ratio to the reference is per repeat too;
-* :func:`summary`, :func:`ratio_summary`: median and quartiles of times and of ratios.
+* :func:`quartiles`, :func:`summary`, :func:`ratio_summary`: median and quartiles of times
+  and of ratios.
 
 The scripts import it as ``import _timing`` (Python puts a script's own folder on
 ``sys.path``); ``make bench`` skips files whose name starts with ``_``.
@@ -145,10 +146,16 @@ def paired_repeats(
 
 
 # --------------------------------------------------------------------------- summaries
+def quartiles(values) -> tuple[float, float, float]:
+    """First quartile, median and third quartile (numpy's linear interpolation)."""
+    q25, med, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(q25), float(med), float(q75)
+
+
 def summary(ts: list[float], faults: list[int]) -> dict:
     """Median and quartiles in milliseconds, every repeat's time, median page faults."""
     ms = 1e3 * np.asarray(ts)
-    q25, med, q75 = np.percentile(ms, [25, 50, 75])
+    q25, med, q75 = quartiles(ms)
     return {
         "median_ms": round(float(med), 5),
         "q25_ms": round(float(q25), 5),
@@ -162,10 +169,5 @@ def summary(ts: list[float], faults: list[int]) -> dict:
 def ratio_summary(numerator: list[float], denominator: list[float]) -> dict:
     """Median and quartiles of the ratios ``numerator[r] / denominator[r]`` (same round ``r``)."""
     ratios = np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float)
-    q25, med, q75 = np.percentile(ratios, [25, 50, 75])
-    return {
-        "median": round(float(med), 4),
-        "q25": round(float(q25), 4),
-        "q75": round(float(q75), 4),
-        "n": int(ratios.size),
-    }
+    q25, med, q75 = quartiles(ratios)
+    return {"median": round(med, 4), "q25": round(q25, 4), "q75": round(q75, 4), "n": ratios.size}

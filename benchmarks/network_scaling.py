@@ -91,9 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--widths", type=str, default=",".join(map(str, WIDTHS)), help="hidden widths H"
     )
-    parser.add_argument("--budget", type=float, default=14.0, help="timed seconds per width (14)")
+    parser.add_argument("--budget", type=float, default=18.0, help="timed seconds per width (18)")
     parser.add_argument("--min-rounds", type=int, default=10, help="interleaved rounds at least")
-    parser.add_argument("--max-rounds", type=int, default=200, help="interleaved rounds at most")
+    parser.add_argument("--max-rounds", type=int, default=300, help="interleaved rounds at most")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (2)")
     parser.add_argument("--hessian-repeats", type=int, default=3, help="Hessian-formed repeats")
     parser.add_argument("--hessian-budget", type=float, default=5.0, help="seconds per repeat")
@@ -475,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             "the 25 tasks (autograd per task, create_graph=True for MAML; _torch_loop.py), "
             "float64, one thread, same tasks and parameters, timed interleaved in the same "
             "rounds: medians and quartiles, per-round ratios torch/hfmaml, and the max "
-            "relative difference of each direction (inf norm)."
+            "relative difference of each direction (inf norm). No peak memory: tracemalloc "
+            "does not see PyTorch's allocator."
         ),
         "command": ".venv-torch/bin/python benchmarks/network_scaling.py --torch-only",
         **common,

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import _machine
 import numpy as np
+from _timing import quartiles
 
 from hfmaml_core import paths
 from hfmaml_core import sinusoid as S
@@ -86,13 +87,12 @@ TOP_PAD = "67108864"  # 64 MiB
 
 def summary(ts: list[float]) -> dict:
     """Median and quartiles in milliseconds."""
-    ms = 1e3 * np.asarray(ts)
-    q25, med, q75 = np.percentile(ms, [25, 50, 75])
+    q25, med, q75 = quartiles(1e3 * np.asarray(ts))
     return {
-        "median_ms": round(float(med), 4),
-        "q25_ms": round(float(q25), 4),
-        "q75_ms": round(float(q75), 4),
-        "n": int(ms.size),
+        "median_ms": round(med, 4),
+        "q25_ms": round(q25, 4),
+        "q75_ms": round(q75, 4),
+        "n": len(ts),
     }
 
 
