@@ -142,9 +142,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"--min-rounds must be >= 1 and --max-rounds >= --min-rounds; "
             f"got {args.min_rounds} and {args.max_rounds}"
         )
-    for name, value in (("--warmup", args.warmup), ("--threads", args.threads)):
-        if value < 0:
-            parser.error(f"{name} must be >= 0; got {value}")
+    if args.warmup < 1:  # the last warm-up round sets how many rounds fit in the budget
+        parser.error(f"--warmup must be >= 1; got {args.warmup}")
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0; got {args.threads}")
     if args.hessian_repeats < 1:
         parser.error(f"--hessian-repeats must be >= 1; got {args.hessian_repeats}")
     if args.seed < 0:
@@ -180,7 +181,7 @@ class Setting:
 def rounds_for(calls: dict[str, Callable[[], object]], args: argparse.Namespace, budget: float):
     """Warm-up rounds, then as many rounds as fit in ``budget`` s (from the last warm-up)."""
     per_round = 0.0
-    for _ in range(max(args.warmup, 1)):
+    for _ in range(args.warmup):
         t0 = time.perf_counter()
         for call in calls.values():
             call()
@@ -283,7 +284,7 @@ def measure_torch_width(setting: Setting, loop_module, args: argparse.Namespace)
     if bad:
         raise SystemExit(
             f"network_scaling: hfmaml and PyTorch disagree at H = {setting.width}: max relative "
-            f"difference {bad} above {AGREEMENT}; nothing written"
+            f"difference {bad} above {AGREEMENT}; the torch results are not written"
         )
     calls = {f"hfmaml {m}": call for m, call in setting.calls().items()}
     calls.update({f"torch {m}": call for m, call in torch_calls.items()})
