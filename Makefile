@@ -135,7 +135,8 @@ TORCH_VENV ?= .venv-torch
 TORCH_VERSION ?= 2.13.0
 TORCH_STAMP := $(TORCH_VENV)/.hfmaml-torch-installed
 $(TORCH_STAMP): pyproject.toml
-	@test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	@test -x $(TORCH_VENV)/bin/python || { $(PYTHON) -m venv $(TORCH_VENV) && \
+	  echo "created by hfmaml's Makefile; make distclean may delete $(TORCH_VENV)" > $(TORCH_VENV)/.hfmaml-created-by-make; }
 	$(TORCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . torch==$(TORCH_VERSION)
 	@touch $@
 
@@ -154,8 +155,9 @@ clean:
 	rm -rf build
 
 # Deletes $(VENV) only if this Makefile created it (marker $(CREATED)); never a conda
-# environment or any other folder passed as VENV.
+# environment or any other folder passed as VENV. The same for $(TORCH_VENV) (make bench-torch).
 distclean: clean
+	@if [ -f $(TORCH_VENV)/.hfmaml-created-by-make ]; then echo "rm -rf $(TORCH_VENV)"; rm -rf $(TORCH_VENV); fi
 	@if [ -f $(CREATED) ]; then \
 	  echo "rm -rf $(VENV)"; rm -rf $(VENV); \
 	elif [ -e $(VENV) ]; then \
