@@ -32,7 +32,7 @@ LIB := $(filter-out hfmaml_core/book.py hfmaml_core/__main__.py,$(wildcard hfmam
 
 BENCHES := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 
-.PHONY: help figures runs test test-lab verify book lab lint strip bench clean distclean
+.PHONY: help figures runs test test-lab verify book lab lint strip bench bench-torch clean distclean
 
 ifneq ($(strip $(P)),)
 ifneq ($(filter figures,$(MAKECMDGOALS)),)
@@ -52,6 +52,7 @@ help:
 	@echo "make lab       JupyterLab on notebooks/ with this project's kernel"
 	@echo "make lint      ruff on the library, tests and notebooks"
 	@echo "make bench     rerun the timing benchmarks; rewrites benchmarks/results/ (then make figures)"
+	@echo "make bench-torch the PyTorch yardstick of network_scaling.py, in its own venv $(TORCH_VENV)"
 	@echo "make clean     remove build/ (executed notebooks, staged figures)"
 	@echo "make distclean also remove the virtual environment, if this Makefile created it"
 	@echo "variables: P='-p name value' (for make runs), PYTHON, VENV"
@@ -126,6 +127,22 @@ lint: | $(STAMP)
 bench: | $(STAMP)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b; done
 
+# The PyTorch yardstick (benchmarks/network_scaling.py --torch-only): PyTorch is no dependency
+# of the project, so it goes into a venv of its own, with the project installed as for $(VENV);
+# pip takes the CPU wheel from its configured sources (a local wheel folder here). Rewrites
+# benchmarks/results/network_scaling_torch.json only.
+TORCH_VENV ?= .venv-torch
+TORCH_VERSION ?= 2.13.0
+TORCH_STAMP := $(TORCH_VENV)/.hfmaml-torch-installed
+$(TORCH_STAMP): pyproject.toml
+	@test -x $(TORCH_VENV)/bin/python || { $(PYTHON) -m venv $(TORCH_VENV) && \
+	  echo "created by hfmaml's Makefile; make distclean may delete $(TORCH_VENV)" > $(TORCH_VENV)/.hfmaml-created-by-make; }
+	$(TORCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e . torch==$(TORCH_VERSION)
+	@touch $@
+
+bench-torch: $(TORCH_STAMP)
+	$(TORCH_VENV)/bin/python benchmarks/network_scaling.py --torch-only
+
 strip: | $(STAMP)
 	$(PY) -m hfmaml_core.pipeline strip
 
@@ -138,8 +155,9 @@ clean:
 	rm -rf build
 
 # Deletes $(VENV) only if this Makefile created it (marker $(CREATED)); never a conda
-# environment or any other folder passed as VENV.
+# environment or any other folder passed as VENV. The same for $(TORCH_VENV) (make bench-torch).
 distclean: clean
+	@if [ -f $(TORCH_VENV)/.hfmaml-created-by-make ]; then echo "rm -rf $(TORCH_VENV)"; rm -rf $(TORCH_VENV); fi
 	@if [ -f $(CREATED) ]; then \
 	  echo "rm -rf $(VENV)"; rm -rf $(VENV); \
 	elif [ -e $(VENV) ]; then \

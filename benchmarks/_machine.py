@@ -6,6 +6,7 @@ The scripts import it as ``import _machine`` (Python puts a script's own folder 
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 from pathlib import Path
@@ -34,6 +35,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def last_level_cache() -> dict:
+    """Level and size in bytes of the largest CPU cache, from /sys (Linux); None if unknown."""
+    best = {"level": None, "bytes": None}
+    for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            level = int(Path(folder, "level").read_text())
+            size = Path(folder, "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
+        nbytes = int(size.rstrip("KMG")) * factor
+        if best["level"] is None or level > best["level"]:
+            best = {"level": level, "bytes": nbytes}
+    return best
 
 
 def blas_build() -> str:

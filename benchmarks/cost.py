@@ -50,21 +50,17 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import glob
 import json
 import math
 import os
-import resource
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import _machine
 import numpy as np
+from _timing import blas_runtime, interleaved, paired_repeats, peak_bytes, summary
 
 from hfmaml_core import estimators as E
 from hfmaml_core import paths, tasks
@@ -89,94 +85,7 @@ INTERLEAVED = ("maml_hvp", "fomaml", "hfmaml", "hfmaml_two_calls")
 DIMS = [int(round(10 ** (2 + k / 4))) for k in range(13)]  # 100, 178, 316, ..., 10^5
 
 
-# --------------------------------------------------------------------------- machine
-def last_level_cache() -> dict:
-    """Level and size in bytes of the largest CPU cache, from /sys (Linux); None if unknown."""
-    best = {"level": None, "bytes": None}
-    for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
-        try:
-            level = int(Path(folder, "level").read_text())
-            size = Path(folder, "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        factor = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:], 1)
-        nbytes = int(size.rstrip("KMG")) * factor
-        if best["level"] is None or level > best["level"]:
-            best = {"level": level, "bytes": nbytes}
-    return best
-
-
-def _openblas() -> tuple[ctypes.CDLL, str] | None:
-    """numpy's bundled OpenBLAS and its symbol suffix, or None (another BLAS, or not found)."""
-    folder = Path(np.__file__).resolve().parent
-    for lib in sorted(glob.glob(str(folder.parent / "numpy.libs" / "*openblas*"))):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", "64_"), ("openblas_", "")):
-            if hasattr(handle, f"{prefix}get_corename{suffix}"):
-                return handle, f"{prefix}{{}}{suffix}"
-    return None
-
-
-def blas_runtime(threads: int | None) -> dict:
-    """The OpenBLAS kernel chosen at run time and its thread count (set to ``threads``)."""
-    found = _openblas()
-    if found is None:
-        return {"corename": "unknown", "threads": None}
-    handle, name = found
-    if threads is not None:
-        handle[name.format("set_num_threads")].argtypes = [ctypes.c_int]
-        handle[name.format("set_num_threads")](threads)
-    corename = handle[name.format("get_corename")]
-    corename.restype = ctypes.c_char_p
-    nthreads = handle[name.format("get_num_threads")]
-    nthreads.restype = ctypes.c_int
-    return {"corename": corename().decode(), "threads": int(nthreads())}
-
-
 # --------------------------------------------------------------------------- measuring
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def timed(call: Callable[[], object]) -> tuple[float, int]:
-    """Wall time (s) and minor page faults of one call."""
-    f0 = _faults()
-    t0 = time.perf_counter()
-    call()
-    t1 = time.perf_counter()
-    return t1 - t0, _faults() - f0
-
-
-def peak_bytes(call: Callable[[], object]) -> int:
-    """Peak memory of one call above what was allocated before it (tracemalloc)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        call()
-        return int(tracemalloc.get_traced_memory()[1] - base)
-    finally:
-        tracemalloc.stop()
-
-
-def summary(ts: list[float], faults: list[int]) -> dict:
-    """Median and quartiles in milliseconds, every repeat's time, median page faults."""
-    ms = 1e3 * np.asarray(ts)
-    q25, med, q75 = np.percentile(ms, [25, 50, 75])
-    return {
-        "median_ms": round(float(med), 5),
-        "q25_ms": round(float(q25), 5),
-        "q75_ms": round(float(q75), 5),
-        "n": int(ms.size),
-        "times_ms": [float(f"{t:.5g}") for t in ms],
-        "page_faults_median": float(np.median(faults)),
-    }
-
-
 def work_dict(work: E.Work, dim: int) -> dict:
     return {
         "grads": work.grads,
@@ -218,35 +127,20 @@ def measure_dim(d: int, args: argparse.Namespace, keys: tuple[str, ...]) -> dict
     for key in keys:  # the first Hessians of a run are much slower (fresh pages): warm up too
         for _ in range(args.warmup if key in INTERLEAVED else min(args.warmup, 1)):
             calls[key]()
-    times: dict[str, list[float]] = {key: [] for key in keys}
-    faults: dict[str, list[int]] = {key: [] for key in keys}
-    fo_alongside: list[float] = []  # FO-MAML timed right after each Hessian-formed repeat
     order = tuple(k for k in INTERLEAVED if k in keys)
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(args.rounds if order else 0):  # interleaved; the order rotates
-            shift = r % len(order)
-            for key in order[shift:] + order[:shift]:
-                t, f = timed(calls[key])
-                times[key].append(t)
-                faults[key].append(f)
-        if "maml_hessian" in keys:  # slow at large d: repeats until the budget is spent
-            # each repeat is paired with an FO-MAML call right after it, so that its ratio to
-            # FO-MAML is a per-repeat ratio (as for the interleaved methods), not a ratio of
-            # medians taken minutes apart
-            fo_call = make_call("fomaml", args.seed + 200)
-            fo_call()
-            start = time.perf_counter()
-            while len(times["maml_hessian"]) < args.rounds and (
-                len(times["maml_hessian"]) < 3 or time.perf_counter() - start < args.hessian_budget
-            ):
-                t, f = timed(calls["maml_hessian"])
-                times["maml_hessian"].append(t)
-                faults["maml_hessian"].append(f)
-                fo_alongside.append(timed(fo_call)[0])
-    finally:
-        gc.enable()
+    times, faults = interleaved({key: calls[key] for key in order}, args.rounds)
+    fo_alongside: list[float] = []  # FO-MAML timed right after each Hessian-formed repeat
+    if "maml_hessian" in keys:  # slow at large d: repeats until the budget is spent
+        # each repeat is paired with an FO-MAML call right after it, so that its ratio to
+        # FO-MAML is a per-repeat ratio (as for the interleaved methods), not a ratio of
+        # medians taken minutes apart
+        times["maml_hessian"], faults["maml_hessian"], fo_alongside = paired_repeats(
+            calls["maml_hessian"],
+            make_call("fomaml", args.seed + 200),
+            min(3, args.rounds),
+            args.rounds,
+            args.hessian_budget,
+        )
     for key in keys:
         out[key].update(summary(times[key], faults[key]))
     if fo_alongside:
@@ -333,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         **_machine.machine_info(),
         "blas_corename": blas["corename"],
         "blas_threads": blas["threads"],
-        "last_level_cache": last_level_cache(),
+        "last_level_cache": _machine.last_level_cache(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
     }

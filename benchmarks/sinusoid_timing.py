@@ -37,6 +37,7 @@ from pathlib import Path
 
 import _machine
 import numpy as np
+from _timing import quartiles
 
 from hfmaml_core import paths
 from hfmaml_core import sinusoid as S
@@ -58,10 +59,12 @@ def loop_step(learner: S.MetaLearner) -> None:
     learner.update(u / batch.shape[-1])
 
 
-def hessian_step(learner: S.MetaLearner) -> None:
-    """MAML meta-iteration that forms each task's Hessian (P Hessian-vector products)."""
-    net, w, a = learner.net, learner.w, learner.alpha
-    batch = learner.next_batch()
+def hessian_direction(net: MLP, w: np.ndarray, batch: S.SinusoidTasks, a: float) -> np.ndarray:
+    """MAML's direction with each task's Hessian formed (P Hessian-vector products per task).
+
+    ``w`` of shape ``(P,)``, ``batch`` of leading shape ``(B,)``; also used by
+    ``network_scaling.py``.
+    """
     P = net.n_params
     eye = np.eye(P)
     u = np.zeros_like(w)
@@ -71,7 +74,12 @@ def hessian_step(learner: S.MetaLearner) -> None:
         g = net.grads(w_hat, batch.x_query[b], batch.y_query[b])
         H = net.hvps(w, eye, xs[None], ys[None])  # row j is H e_j: the Hessian (symmetric)
         u += g - a * (H @ g)
-    learner.update(u / batch.shape[-1])
+    return u / batch.shape[-1]
+
+
+def hessian_step(learner: S.MetaLearner) -> None:
+    """MAML meta-iteration that forms each task's Hessian (P Hessian-vector products)."""
+    learner.update(hessian_direction(learner.net, learner.w, learner.next_batch(), learner.alpha))
 
 
 TOP_PAD = "67108864"  # 64 MiB
@@ -79,13 +87,12 @@ TOP_PAD = "67108864"  # 64 MiB
 
 def summary(ts: list[float]) -> dict:
     """Median and quartiles in milliseconds."""
-    ms = 1e3 * np.asarray(ts)
-    q25, med, q75 = np.percentile(ms, [25, 50, 75])
+    q25, med, q75 = quartiles(1e3 * np.asarray(ts))
     return {
-        "median_ms": round(float(med), 4),
-        "q25_ms": round(float(q25), 4),
-        "q75_ms": round(float(q75), 4),
-        "n": int(ms.size),
+        "median_ms": round(med, 4),
+        "q25_ms": round(q25, 4),
+        "q75_ms": round(q75, 4),
+        "n": len(ts),
     }
 
 
