@@ -70,6 +70,7 @@ MAX_WIDTH = 2048  # d = 4.2e6: 25 tasks' rows of d floats are 0.8 GB per array
 METHODS = S.METHODS  # "MAML", "FO-MAML", "HF-MAML"
 FO = "FO-MAML"
 HESSIAN = "MAML (Hessian formed)"
+LAYOUTS = ("dense", "factored")  # hfmaml_core.sinusoid.KERNELS without "auto"
 RATIOS = {"MAML/FO-MAML": "MAML", "HF-MAML/FO-MAML": "HF-MAML"}
 META_BATCH, K_SUPPORT, K_QUERY, ALPHA = 25, 10, 10, 0.01
 #: Largest max relative difference (inf norm) between hfmaml's and torch's directions that
@@ -98,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hessian-repeats", type=int, default=3, help="Hessian-formed repeats")
     parser.add_argument("--hessian-budget", type=float, default=5.0, help="seconds per repeat")
     parser.add_argument("--hessian-max-bytes", type=float, default=2**31, help="its two arrays")
+    parser.add_argument(
+        "--layout-budget", type=float, default=4.0, help="seconds per width for both layouts"
+    )
     parser.add_argument("--torch-budget", type=float, default=16.0, help="seconds per width")
     parser.add_argument("--torch-only", action="store_true", help="only the PyTorch yardstick")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch yardstick")
@@ -117,7 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if not any(a.startswith("--widths") for a in given):
             args.widths = "8,16"
         args.budget, args.min_rounds, args.max_rounds, args.warmup = 0.2, 3, 5, 1
-        args.hessian_repeats, args.torch_budget = 1, 0.2
+        args.hessian_repeats, args.torch_budget, args.layout_budget = 1, 0.2, 0.1
     try:
         widths = sorted({int(x) for x in args.widths.split(",")})
     except ValueError:
@@ -132,6 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ("--hessian-budget", args.hessian_budget, 0.0, float("inf"), "> 0 seconds"),
         ("--hessian-max-bytes", args.hessian_max_bytes, 0.0, float("inf"), "> 0"),
         ("--torch-budget", args.torch_budget, 0.0, float("inf"), "> 0 seconds"),
+        ("--layout-budget", args.layout_budget, 0.0, float("inf"), "> 0 seconds"),
         ("--delta", args.delta, 0.0, 1.0, "in (0, 1]"),
     ]
     for name, value, lo, hi, allowed in checks:
@@ -165,11 +170,23 @@ class Setting:
         self.w = self.net.init(np.random.default_rng([seed, width]))
         self.tasks, self.delta = tasks, delta
 
-    def direction(self, method: str) -> np.ndarray:
+    def direction(self, method: str, kernels: str = "auto") -> np.ndarray:
         dirs, _ = S.meta_directions(
-            self.net, self.w, self.tasks, ALPHA, methods=(method,), delta=self.delta
+            self.net,
+            self.w,
+            self.tasks,
+            ALPHA,
+            methods=(method,),
+            delta=self.delta,
+            kernels=kernels,
         )
         return dirs[method]
+
+    def layout_calls(self) -> dict[str, Callable[[], object]]:
+        """Every method in both layouts of :data:`hfmaml_core.sinusoid.KERNELS`."""
+        return {
+            f"{m} [{k}]": (lambda m=m, k=k: self.direction(m, k)) for k in LAYOUTS for m in METHODS
+        }
 
     def calls(self) -> dict[str, Callable[[], object]]:
         return {m: (lambda m=m: self.direction(m)) for m in METHODS}
@@ -269,7 +286,25 @@ def measure_width(setting: Setting, args: argparse.Namespace) -> dict:
         plan["fomaml_alongside_ms"] = [float(f"{1e3 * t:.5g}") for t in fo]
         plan["ratio_to_fomaml"] = ratio_summary(ts, fo)
     row["hessian_formed"] = plan
+    row["layouts"] = measure_layouts(setting, args)
     return row
+
+
+def measure_layouts(setting: Setting, args: argparse.Namespace) -> dict:
+    """Both layouts at this width, interleaved (fewer rounds): the evidence for ``"auto"``'s
+    choice, :data:`hfmaml_core.sinusoid.FACTORED_FROM`."""
+    calls = setting.layout_calls()
+    rounds = rounds_for(calls, args, args.layout_budget)
+    rounds = min(rounds, args.max_rounds)
+    _, times, _ = time_rounds(calls, rounds)
+    out: dict = {"rounds": rounds, "auto": type(S.network_kernels(setting.net)).__name__}
+    for k in LAYOUTS:
+        out[k] = {m: float(f"{1e3 * np.median(times[f'{m} [{k}]']):.5g}") for m in METHODS}
+    out["factored_over_dense"] = {
+        m: float(f"{np.median(np.divide(times[f'{m} [factored]'], times[f'{m} [dense]'])):.4g}")
+        for m in METHODS
+    }
+    return out
 
 
 def measure_torch_width(setting: Setting, loop_module, args: argparse.Namespace) -> dict:
@@ -335,12 +370,14 @@ def config_record(args: argparse.Namespace) -> dict:
         "params": "MLP.init(default_rng([seed, H]))",
         "warmup_rounds": args.warmup,
         "budget_s": args.budget,
+        "layout_budget_s": args.layout_budget,
         "min_rounds": args.min_rounds,
         "max_rounds": args.max_rounds,
         "hessian_repeats": args.hessian_repeats,
         "hessian_budget_s": args.hessian_budget,
         "hessian_max_bytes": args.hessian_max_bytes,
         "api": "hfmaml_core.sinusoid.meta_directions(net, w, tasks, alpha, methods=(m,), delta)",
+        "factored_from": S.FACTORED_FROM,
     }
 
 
@@ -383,6 +420,14 @@ def print_table(rows: list[dict]) -> None:
         for r in rows
     )
     print(f"peak MiB: {peaks}")
+    print("both layouts, median ms FO / MAML / HF (kernels='auto' takes the one named):")
+    for r in rows:
+        lay = r["layouts"]
+        parts = [
+            f"{k} " + " / ".join(f"{lay[k][m]:.3g}" for m in (FO, "MAML", "HF-MAML"))
+            for k in LAYOUTS
+        ]
+        print(f"  H = {r['width']:>4}: " + "; ".join(parts) + f"  -> auto: {lay['auto']}")
 
 
 def print_torch_table(rows: list[dict]) -> None:
