@@ -28,16 +28,15 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import _machine
 import numpy as np
-from _timing import quartiles
+from _timing import blas_runtime, paired_repeats, quartiles, ratio_summary, timed
 
 from hfmaml_core import paths
 from hfmaml_core import sinusoid as S
@@ -82,28 +81,33 @@ def hessian_step(learner: S.MetaLearner) -> None:
     learner.update(hessian_direction(learner.net, learner.w, learner.next_batch(), learner.alpha))
 
 
-TOP_PAD = "67108864"  # 64 MiB
-
-
-def summary(ts: list[float]) -> dict:
-    """Median and quartiles in milliseconds."""
+def summary(ts: list[float], faults: list[int]) -> dict:
+    """Median and quartiles in milliseconds, and the median page faults per step."""
     q25, med, q75 = quartiles(1e3 * np.asarray(ts))
     return {
         "median_ms": round(med, 4),
         "q25_ms": round(q25, 4),
         "q75_ms": round(q75, 4),
         "n": len(ts),
+        "page_faults_median": float(np.median(faults)),
     }
 
 
-def allocator_variant(args: argparse.Namespace) -> dict:
-    """Time the three methods again in a child process with ``MALLOC_TOP_PAD_`` set."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child"]
-    cmd += ["--rounds", str(args.rounds), "--per-round", str(args.per_round)]
-    cmd += ["--warmup", str(args.warmup)]
-    env = dict(os.environ, MALLOC_TOP_PAD_=TOP_PAD)
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def blocks(steps: dict, rounds: int, per_round: int) -> tuple[dict, dict]:
+    """Interleaved rounds; in each, every method takes ``per_round`` steps (the order rotates).
+
+    Returns per method the steps' times (s) and page faults, grouped by round.
+    """
+    names = tuple(steps)
+    times = {n: [] for n in names}
+    faults = {n: [] for n in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            got = [timed(steps[name]) for _ in range(per_round)]
+            times[name].append([t for t, _ in got])
+            faults[name].append([f for _, f in got])
+    return times, faults
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,14 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hessian-repeats", type=int, default=3, help="Hessian-formed steps (3)")
     parser.add_argument("--quick", action="store_true", help="a few steps; print, do not write")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file to write")
-    parser.add_argument(
-        "--no-allocator-variant",
-        action="store_true",
-        help="skip the second measurement with MALLOC_TOP_PAD_ set",
-    )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick and not args.child:
+    if args.quick:
         args.rounds, args.per_round, args.warmup, args.hessian_repeats = 2, 10, 5, 1
     if min(args.rounds, args.per_round, args.hessian_repeats) < 1 or args.warmup < 0:
         parser.error("--rounds, --per-round and --hessian-repeats must be >= 1, --warmup >= 0")
@@ -141,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "hessian_repeats": args.hessian_repeats,
         "seed": 0,
     }
+    blas = blas_runtime(1)  # one BLAS thread, as the other benchmarks (reproducible ratios)
     net = MLP()
     w0 = net.init(np.random.default_rng(0))
     load_before = os.getloadavg()
@@ -152,32 +151,31 @@ def main(argv: list[str] | None = None) -> int:
     for step in steps.values():
         for _ in range(args.warmup):
             step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            for _ in range(args.per_round):
-                t0 = time.perf_counter()
-                step()
-                times[name].append(time.perf_counter() - t0)
-    if args.child:  # the allocator variant: the three methods only, as JSON on stdout
-        print(json.dumps({m: summary(times[m]) for m in S.METHODS}))
-        return 0
-    hess_learner = S.MetaLearner(net, "MAML", w0, 1)
-    times["MAML (Hessian formed)"] = []
-    for _ in range(args.hessian_repeats):
-        t0 = time.perf_counter()
-        hessian_step(hess_learner)
-        times["MAML (Hessian formed)"].append(time.perf_counter() - t0)
-
-    results = {name: summary(ts) for name, ts in times.items()}
-    fo = results["FO-MAML"]["median_ms"]
-    for r in results.values():
-        r["ratio_to_fo_maml"] = round(r["median_ms"] / fo, 3)
-    variant = None
-    if not args.no_allocator_variant:
-        variant = allocator_variant(args)
+    gc.collect()
+    gc.disable()
+    try:
+        times, faults = blocks(steps, args.rounds, args.per_round)
+        hess_learner = S.MetaLearner(net, "MAML", w0, 1)
+        ht, hf, fo_after = paired_repeats(
+            lambda: hessian_step(hess_learner),
+            runners["FO-MAML"].step,
+            args.hessian_repeats,
+            args.hessian_repeats,
+        )
+    finally:
+        gc.enable()
+    flat = lambda per_round: [x for block in per_round for x in block]  # noqa: E731
+    results = {name: summary(flat(times[name]), flat(faults[name])) for name in steps}
+    for name, r in results.items():  # per round: median over its steps against FO-MAML's
+        r["ratio_to_fo_maml"] = ratio_summary(
+            [np.median(b) for b in times[name]], [np.median(b) for b in times["FO-MAML"]]
+        )["median"]
+    results["MAML (Hessian formed)"] = summary(ht, hf)
+    results["MAML (Hessian formed)"]["ratio_to_fo_maml"] = ratio_summary(ht, fo_after)["median"]
     machine = {
         **_machine.machine_info(),
+        "blas_corename": blas["corename"],
+        "blas_threads": blas["threads"],
         "load_average_1min_before": round(load_before[0], 2),
         "load_average_1min_after": round(os.getloadavg()[0], 2),
     }
@@ -185,24 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         "description": (
             "Wall time of one meta-iteration (draw 25 sinusoid tasks, meta-gradient "
             "estimate, Adam step) with the 1-40-40-1 tanh network; median and quartiles "
-            "over all timed iterations."
+            "over all timed iterations; each ratio to FO-MAML is the median over the "
+            "interleaved rounds of the two methods' medians in the same round (the "
+            "Hessian-formed MAML's: per repeat, against an FO-MAML step right after it)."
         ),
         "command": ".venv/bin/python benchmarks/sinusoid_timing.py",
         "config": config,
         "machine": machine,
         "results": results,
     }
-    if variant is not None:
-        payload["results_with_malloc_top_pad"] = {
-            "note": (
-                f"The three methods again, in a fresh process with MALLOC_TOP_PAD_={TOP_PAD}: "
-                "glibc then keeps freed heap memory instead of returning it to the system "
-                "after every iteration, which saves the page faults of re-growing the heap "
-                "(expensive on some virtual machines)."
-            ),
-            **variant,
-        }
-
     width = max(map(len, results))
     print(f"{'method':<{width}}  {'median ms':>10}  {'IQR ms':>17}  {'/ FO-MAML':>9}")
     for name, r in results.items():
@@ -213,11 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         f"({machine['cpu']}); load average {machine['load_average_1min_before']} -> "
         f"{machine['load_average_1min_after']}"
     )
-    if variant is not None:
-        print(
-            f"with MALLOC_TOP_PAD_={TOP_PAD}: "
-            + ", ".join(f"{m} {r['median_ms']:.3f} ms" for m, r in variant.items())
-        )
     if args.quick:
         print("--quick: results not written")
         return 0
