@@ -34,6 +34,11 @@ def _t(A: np.ndarray) -> np.ndarray:
     return np.swapaxes(A, -1, -2)
 
 
+def _lead_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``np.broadcast_to(x, shape)``, skipped (it costs microseconds) when ``x`` has the shape."""
+    return x if x.shape == shape else np.broadcast_to(x, shape)
+
+
 def _times(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     """The product of two per-row scales (``None`` is 1)."""
     if a is None:
@@ -146,9 +151,9 @@ class FactoredRows:
             return parts[0][0], parts[0][1]
         As, Cs = [], []
         for a, c, s in parts:
-            As.append(np.broadcast_to(a, (*lead, *a.shape[-2:])))
+            As.append(_lead_to(a, (*lead, *a.shape[-2:])))
             c = c if s is None else c * s[..., None]
-            Cs.append(np.broadcast_to(c, (*lead, *c.shape[-2:])))
+            Cs.append(_lead_to(c, (*lead, *c.shape[-2:])))
         return np.concatenate(As, axis=-2), np.concatenate(Cs, axis=-2)
 
     def row_norms(self) -> np.ndarray:
@@ -175,8 +180,8 @@ class FactoredRows:
                 if A[l] is None:
                     continue
                 a, c = A[l], C[l] if ts is None else C[l] * ts[..., None]
-                a = np.broadcast_to(a, (*self.lead, *a.shape[-2:])).reshape(*R, -1, n_in)
-                c = np.broadcast_to(c, (*self.lead, *c.shape[-2:])).reshape(*R, -1, n_out)
+                a = _lead_to(a, (*self.lead, *a.shape[-2:])).reshape(*R, -1, n_in)
+                c = _lead_to(c, (*self.lead, *c.shape[-2:])).reshape(*R, -1, n_out)
                 if first:
                     np.matmul(_t(a), c, out=block)
                     first = False
@@ -286,7 +291,7 @@ class FactoredNetworkKernels:
     @staticmethod
     def _low(h, l: int, rows: FactoredRows, out, sign=None) -> np.ndarray:
         r"""``out + h @ (\sum_t s_t A_t^T C_t)`` of layer ``l``, each point's row scaled by
-        ``sign`` (shape ``(K, 1)``) when given; ``out`` (a temporary) may be updated in place."""
+        ``sign`` (shape ``(..., K, 1)``) when given; ``out`` (a temporary) may be updated in place."""
         for s, A, C in rows.terms:
             if A[l] is None:
                 continue
@@ -323,10 +328,10 @@ class FactoredNetworkKernels:
         return out if rows is None else self._low_t(d, l, rows, out, sign)
 
     def _forward(self, W: object, X: np.ndarray, sign: np.ndarray | None = None):
-        """Forward pass; with ``sign`` (``(K, 1)``), point ``k`` sees ``base + sign_k * rows``."""
+        """Forward pass; with ``sign`` (``(..., K, 1)``), point ``k`` sees ``base + sign_k * rows``."""
         layers, rows = self._point(W)
         lead = X.shape[:-2] if rows is None else np.broadcast_shapes(rows.lead, X.shape[:-2])
-        X = np.broadcast_to(X, (*lead, *X.shape[-2:]))
+        X = _lead_to(X, (*lead, *X.shape[-2:]))
         hs = [X]
         L = len(self.slices)
         for l in range(L):
@@ -339,11 +344,11 @@ class FactoredNetworkKernels:
             hs.append(a if l == L - 1 else np.tanh(a, out=a))
         return layers, rows, hs
 
-    def _backward(self, layers, rows, hs, Y, K: int | None = None, sign=None):
+    def _backward(self, layers, rows, hs, Y, K: int | None = None, sign=None, with_loss=True):
         """Backward pass: the gradient of the mean squared error over each ``K`` points."""
         K = Y.shape[-2] if K is None else K
         r = hs[-1] - Y
-        loss = np.einsum("...kj,...kj->...", r, r) / K
+        loss = np.einsum("...kj,...kj->...", r, r) / K if with_loss else None
         L = len(self.slices)
         A, C, bias = [None] * L, [None] * L, [None] * L
         deltas, backs = [None] * L, [None] * L
@@ -418,13 +423,15 @@ class FactoredNetworkKernels:
         K = Y.shape[-2]
         lead = np.broadcast_shapes(G.lead, X.shape[:-2])
         sign = np.concatenate([np.ones(K), -np.ones(K)])[:, None]  # (2K, 1)
-        X2 = np.concatenate([np.broadcast_to(X, (*lead, *X.shape[-2:]))] * 2, axis=-2)
-        Y2 = np.concatenate([np.broadcast_to(Y, (*lead, *Y.shape[-2:]))] * 2, axis=-2)
-        P = W + G * delta[..., None]  # base w, rows delta_i g_i
-        layers, rows, hs = self._forward(P, X2, sign)
-        _, D, _, _ = self._backward(layers, rows, hs, Y2, K, sign)
+        X2 = np.concatenate([_lead_to(X, (*lead, *X.shape[-2:]))] * 2, axis=-2)
+        Y2 = np.concatenate([_lead_to(Y, (*lead, *Y.shape[-2:]))] * 2, axis=-2)
+        # the point w + sign_k delta_i g_i: the rows g_i, and per point the scale sign_k delta_i
+        point = delta[..., None, None] * sign  # (*lead, 2K, 1)
+        G1 = FactoredRows(self.net, G.terms, G.bias, np.asarray(W))
+        layers, rows, hs = self._forward(G1, X2, point)
+        _, D, _, _ = self._backward(layers, rows, hs, Y2, K, point, with_loss=False)
         ((_, A, C),) = D.terms
         half = 0.5 / delta[..., None]
         scale = half * sign[:, 0]  # (*lead, 2K): +1/(2 delta_i) on the first K, - on the rest
-        bias = [(b[..., :K, :].sum(axis=-2) - b[..., K:, :].sum(axis=-2)) * half for b in C]
+        bias = [np.einsum("...k,...kn->...n", scale, c) for c in C]  # sum_k scale_k delta_k
         return FactoredRows(self.net, [(scale, A, C)], bias)
