@@ -62,6 +62,7 @@ from .hvp import radius_rule
 from .methods import LABELS
 from .methods import get as get_method
 from .mlp import MLP, NetworkKernels
+from .runner import machine_memory
 from .sinusoid_tasks import (
     AMPLITUDE_RANGE,
     INPUT_RANGE,
@@ -87,6 +88,7 @@ __all__ = [
     "TrainResult",
     "adapt",
     "adaptation_errors",
+    "direction_memory",
     "hessian_term_error",
     "meta_directions",
     "network_kernels",
@@ -201,6 +203,9 @@ def meta_directions(
     difference = V.choice("difference", difference, DIFFERENCES)
     kernels = V.choice("kernels", kernels, KERNELS)
     _check_run_shape(net, Wa, tasks)
+    _check_memory(
+        net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), kernels
+    )
     return _engine_directions(net, Wa, tasks, alpha, methods, delta, difference, kernels)
 
 
@@ -245,6 +250,7 @@ def hessian_term_error(
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
     difference = V.choice("difference", difference, DIFFERENCES)
     _check_run_shape(net, Wa, tasks)
+    _check_memory(net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), "auto")
     dirs, _ = _engine_directions(net, Wa, tasks, alpha, METHODS, delta, difference)
     return _hessian_term_error(dirs)
 
@@ -257,12 +263,48 @@ def _hessian_term_error(dirs: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
+def direction_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str = "auto") -> int:
+    r"""Bytes the directions of one call hold at once, by the sizes, in the layout ``kernels``.
+
+    Dense: about 12 arrays of :math:`RB\times P` entries (points, gradients, HF-MAML's two
+    perturbed points stacked, the rows :math:`u_i`); factored: about 40 arrays of
+    :math:`RB\times 2K\times n_{\max}` activations and factors, and 8 of ``P`` (the shared
+    point and the means). Float64, 8 bytes an entry; an estimate for refusing sizes up front.
+    """
+    rows = int(np.prod(lead, dtype=np.int64))
+    P = net.n_params
+    if _layout(net, kernels) == "dense":
+        return 8 * 12 * rows * P
+    runs = rows // lead[-1] if lead else 1
+    return 8 * (40 * rows * 2 * k * max(net.sizes) + 8 * runs * P)
+
+
+def _layout(net: MLP, kernels: str) -> str:
+    if kernels == "auto":
+        return "factored" if net.n_params >= FACTORED_FROM else "dense"
+    return kernels
+
+
+def _check_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str) -> None:
+    """Refuse, before any work, sizes whose directions would not fit in this machine."""
+    total = machine_memory()
+    need = direction_memory(net, lead, k, kernels)
+    if total is not None and need > total:
+        raise ValueError(
+            f"the directions of this call would hold about {need / 2**30:.3g} GiB in the "
+            f"{_layout(net, kernels)} layout (net sizes {net.sizes}, {int(np.prod(lead))} task "
+            f"rows of {k} points), more than this machine's {total / 2**30:.3g} GiB: lower the "
+            "network's width or the number of tasks or runs"
+            + ("" if _layout(net, kernels) == "factored" else ", or pass kernels='factored'")
+        )
+
+
 def network_kernels(net: MLP, kernels: str = "auto") -> NetworkKernels | FactoredNetworkKernels:
     """The engine kernels :func:`meta_directions` uses for ``net`` (see :data:`KERNELS`)."""
     kernels = V.choice("kernels", kernels, KERNELS)
-    if kernels == "auto":
-        kernels = "factored" if net.n_params >= FACTORED_FROM else "dense"
-    return FactoredNetworkKernels(net) if kernels == "factored" else NetworkKernels(net)
+    return (
+        FactoredNetworkKernels(net) if _layout(net, kernels) == "factored" else NetworkKernels(net)
+    )
 
 
 def _engine_directions(
@@ -378,6 +420,9 @@ class MetaLearner:
         self.beta1 = V.real("beta1", beta1, lo=0.0, hi=1.0, hi_open=True)
         self.beta2 = V.real("beta2", beta2, lo=0.0, hi=1.0, hi_open=True)
         self.eps = V.real("eps", eps, lo=0.0, lo_open=True)
+        _check_memory(
+            net, (*self.w.shape[:-1], self.meta_batch), max(self.k_support, self.k_query), "auto"
+        )
         self.m = np.zeros_like(self.w)
         self.v = np.zeros_like(self.w)
         self.k = 0

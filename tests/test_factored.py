@@ -12,6 +12,7 @@ from hfmaml_core import sinusoid as S
 from hfmaml_core.factored import FactoredNetworkKernels, FactoredRows
 from hfmaml_core.hvp import radius_rule
 from hfmaml_core.mlp import MLP, NetworkKernels
+from hfmaml_core.runner import machine_memory
 
 
 def _directions(kern, net, w, tasks, method, difference):
@@ -122,3 +123,31 @@ def test_kernels_keep_the_heap_between_calls():
 
     assert faults({}) <= 50  # measured 0.8 to 9 per call (all three methods)
     assert faults({"MALLOC_TOP_PAD_": "1"}) >= 500  # measured 2030
+
+
+def test_sizes_beyond_the_machine_are_refused_up_front(monkeypatch):
+    """A dense layout that would not fit is refused (naming the layout and the estimate) before
+    any kernel runs; the factored layout of the same call fits and runs."""
+    net = MLP((1, 200, 200, 1))
+    rng = np.random.default_rng(0)
+    w, tasks = net.init(rng), S.sample_tasks(rng, (25,), 10, 10)
+    dense = S.direction_memory(net, (25,), 10, "dense")
+    fact = S.direction_memory(net, (25,), 10, "factored")
+    assert fact < dense / 2
+    monkeypatch.setattr(S, "machine_memory", lambda: (dense + fact) // 2)
+
+    def no_kernels(*a, **k):
+        raise AssertionError("a kernel ran before the memory check")
+
+    with monkeypatch.context() as m:
+        m.setattr(S, "network_kernels", no_kernels)
+        with pytest.raises(ValueError, match=r"GiB in the dense layout.*kernels='factored'"):
+            S.meta_directions(net, w, tasks, kernels="dense")
+        with pytest.raises(ValueError, match="more than this machine"):
+            S.MetaLearner(MLP((1, 40, 40, 1)), "MAML", np.zeros(1761), 0, meta_batch=10**6)
+    dirs, _ = S.meta_directions(net, w, tasks)  # auto = factored here: fits
+    assert np.all(np.isfinite(dirs["HF-MAML"]))
+    # on this machine itself: the issue's H = 4000 network in the dense layout does not fit
+    big, real = MLP((1, 4000, 4000, 1)), machine_memory()
+    assert S.direction_memory(big, (25,), 10, "dense") > real
+    assert S.direction_memory(big, (25,), 10, "factored") < real
