@@ -57,12 +57,11 @@ import numpy as np
 
 from . import _validate as V
 from . import engine
-from .factored import FactoredNetworkKernels
 from .hvp import radius_rule
+from .layouts import FACTORED_FROM, KERNELS, check_memory, direction_memory, network_kernels
 from .methods import LABELS
 from .methods import get as get_method
-from .mlp import MLP, NetworkKernels
-from .runner import machine_memory
+from .mlp import MLP
 from .sinusoid_tasks import (
     AMPLITUDE_RANGE,
     INPUT_RANGE,
@@ -102,19 +101,6 @@ METHODS: tuple[str, ...] = LABELS
 #: distance ``DEFAULT_DELTA`` from ``w`` (see the module docstring).
 DEFAULT_DELTA: float = 1e-3
 
-#: How :func:`meta_directions` lays out the per-task work: ``"dense"``, the per-task parameter
-#: rows as a ``B x P`` array (:class:`hfmaml_core.mlp.NetworkKernels`); ``"factored"``, every
-#: per-task row as the shared ``w`` plus rank-``K`` factors, no ``B x P`` array
-#: (:class:`hfmaml_core.factored.FactoredNetworkKernels`); ``"auto"`` (the default), dense for
-#: networks below :data:`FACTORED_FROM` parameters and factored from there. Same mathematics,
-#: the sums in another order (the two agree to rounding: ``tests/test_factored.py``).
-KERNELS: tuple[str, ...] = ("auto", "dense", "factored")
-
-#: The size ``P`` from which ``kernels="auto"`` takes the factored kernels: below it the dense
-#: layout's few large NumPy calls beat the factored one's many thin ones; above it the dense
-#: layout's ``B x P`` temporaries (memory traffic) lose. Measured by
-#: ``benchmarks/network_scaling.py``, which times both layouts at every width.
-FACTORED_FROM: int = 5000
 #: Finite differences HF-MAML's Hessian term can be computed with: ``"central"``
 #: (THEORY H1, the method's own) and ``"forward"``,
 #: :math:`[\nabla f(w+\delta_i g_i) - \nabla f(w)]/\delta_i`, whose error is first
@@ -203,9 +189,7 @@ def meta_directions(
     difference = V.choice("difference", difference, DIFFERENCES)
     kernels = V.choice("kernels", kernels, KERNELS)
     _check_run_shape(net, Wa, tasks)
-    _check_memory(
-        net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), kernels
-    )
+    check_memory(net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), kernels)
     return _engine_directions(net, Wa, tasks, alpha, methods, delta, difference, kernels)
 
 
@@ -250,7 +234,7 @@ def hessian_term_error(
     delta = V.real("delta", delta, lo=0.0, lo_open=True)
     difference = V.choice("difference", difference, DIFFERENCES)
     _check_run_shape(net, Wa, tasks)
-    _check_memory(net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), "auto")
+    check_memory(net, tasks.shape, max(tasks.x_support.shape[-2], tasks.x_query.shape[-2]), "auto")
     dirs, _ = _engine_directions(net, Wa, tasks, alpha, METHODS, delta, difference)
     return _hessian_term_error(dirs)
 
@@ -261,50 +245,6 @@ def _hessian_term_error(dirs: dict[str, np.ndarray]) -> np.ndarray:
     den = np.linalg.norm(dirs["FO-MAML"] - ref, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
-
-
-def direction_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str = "auto") -> int:
-    r"""Bytes the directions of one call hold at once, by the sizes, in the layout ``kernels``.
-
-    Dense: about 12 arrays of :math:`RB\times P` entries (points, gradients, HF-MAML's two
-    perturbed points stacked, the rows :math:`u_i`); factored: about 40 arrays of
-    :math:`RB\times 2K\times n_{\max}` activations and factors, and 8 of ``P`` (the shared
-    point and the means). Float64, 8 bytes an entry; an estimate for refusing sizes up front.
-    """
-    rows = int(np.prod(lead, dtype=np.int64))
-    P = net.n_params
-    if _layout(net, kernels) == "dense":
-        return 8 * 12 * rows * P
-    runs = rows // lead[-1] if lead else 1
-    return 8 * (40 * rows * 2 * k * max(net.sizes) + 8 * runs * P)
-
-
-def _layout(net: MLP, kernels: str) -> str:
-    if kernels == "auto":
-        return "factored" if net.n_params >= FACTORED_FROM else "dense"
-    return kernels
-
-
-def _check_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str) -> None:
-    """Refuse, before any work, sizes whose directions would not fit in this machine."""
-    total = machine_memory()
-    need = direction_memory(net, lead, k, kernels)
-    if total is not None and need > total:
-        raise ValueError(
-            f"the directions of this call would hold about {need / 2**30:.3g} GiB in the "
-            f"{_layout(net, kernels)} layout (net sizes {net.sizes}, {int(np.prod(lead))} task "
-            f"rows of {k} points), more than this machine's {total / 2**30:.3g} GiB: lower the "
-            "network's width or the number of tasks or runs"
-            + ("" if _layout(net, kernels) == "factored" else ", or pass kernels='factored'")
-        )
-
-
-def network_kernels(net: MLP, kernels: str = "auto") -> NetworkKernels | FactoredNetworkKernels:
-    """The engine kernels :func:`meta_directions` uses for ``net`` (see :data:`KERNELS`)."""
-    kernels = V.choice("kernels", kernels, KERNELS)
-    return (
-        FactoredNetworkKernels(net) if _layout(net, kernels) == "factored" else NetworkKernels(net)
-    )
 
 
 def _engine_directions(
@@ -420,7 +360,7 @@ class MetaLearner:
         self.beta1 = V.real("beta1", beta1, lo=0.0, hi=1.0, hi_open=True)
         self.beta2 = V.real("beta2", beta2, lo=0.0, hi=1.0, hi_open=True)
         self.eps = V.real("eps", eps, lo=0.0, lo_open=True)
-        _check_memory(
+        check_memory(
             net, (*self.w.shape[:-1], self.meta_batch), max(self.k_support, self.k_query), "auto"
         )
         self.m = np.zeros_like(self.w)

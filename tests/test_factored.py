@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from hfmaml_core import engine
+from hfmaml_core import engine, layouts
 from hfmaml_core import sinusoid as S
 from hfmaml_core.factored import FactoredNetworkKernels, FactoredRows
 from hfmaml_core.hvp import radius_rule
@@ -134,7 +134,7 @@ def test_sizes_beyond_the_machine_are_refused_up_front(monkeypatch):
     dense = S.direction_memory(net, (25,), 10, "dense")
     fact = S.direction_memory(net, (25,), 10, "factored")
     assert fact < dense / 2
-    monkeypatch.setattr(S, "machine_memory", lambda: (dense + fact) // 2)
+    monkeypatch.setattr(layouts, "machine_memory", lambda: (dense + fact) // 2)
 
     def no_kernels(*a, **k):
         raise AssertionError("a kernel ran before the memory check")
