@@ -179,14 +179,20 @@ class FactoredRows:
             for ts, A, C in self.terms:  # one GEMM per term over all its B r rows
                 if A[l] is None:
                     continue
-                a, c = A[l], C[l] if ts is None else C[l] * ts[..., None]
+                one = ts is not None and ts.size == 1  # a scalar: it scales the product instead
+                a, c = A[l], C[l] if ts is None or one else C[l] * ts[..., None]
                 a = _lead_to(a, (*self.lead, *a.shape[-2:])).reshape(*R, -1, n_in)
                 c = _lead_to(c, (*self.lead, *c.shape[-2:])).reshape(*R, -1, n_out)
-                if first:
+                if first and not one:
                     np.matmul(_t(a), c, out=block)
-                    first = False
+                elif first:
+                    np.multiply(_t(a) @ c, ts, out=block)
                 else:
-                    block += _t(a) @ c
+                    prod = _t(a) @ c
+                    if one:
+                        prod *= ts
+                    block += prod
+                first = False
             if first:
                 block[...] = 0.0
             out[..., s:m] /= B
@@ -285,6 +291,8 @@ class FactoredNetworkKernels:
     def _shared(h: np.ndarray, M: np.ndarray) -> np.ndarray:
         """``h @ M`` with ``h`` of shape ``(*R, B, K, n)`` and one ``M`` per run: one GEMM."""
         lead = h.shape[:-2]
+        if M.shape[-2] == 1:  # an outer product (the first layer forward, the last backward)
+            return h * M.reshape(*M.shape[:-2], *([1] * (h.ndim - M.ndim)), 1, M.shape[-1])
         h2 = h.reshape(*lead[:-1], lead[-1] * h.shape[-2], h.shape[-1])
         return (h2 @ M).reshape(*lead, h.shape[-2], M.shape[-1])
 
@@ -344,8 +352,11 @@ class FactoredNetworkKernels:
             hs.append(a if l == L - 1 else np.tanh(a, out=a))
         return layers, rows, hs
 
-    def _backward(self, layers, rows, hs, Y, K: int | None = None, sign=None, with_loss=True):
-        """Backward pass: the gradient of the mean squared error over each ``K`` points."""
+    def _backward(
+        self, layers, rows, hs, Y, K: int | None = None, sign=None, with_loss=True, out=None
+    ):
+        """Backward pass: the gradient of the mean squared error over each ``K`` points, each
+        point's part weighted by ``out`` (``(..., K, 1)``) when given."""
         K = Y.shape[-2] if K is None else K
         r = hs[-1] - Y
         loss = np.einsum("...kj,...kj->...", r, r) / K if with_loss else None
@@ -353,7 +364,7 @@ class FactoredNetworkKernels:
         A, C, bias = [None] * L, [None] * L, [None] * L
         deltas, backs = [None] * L, [None] * L
         delta = r
-        delta *= 2.0 / K
+        delta *= 2.0 / K if out is None else (2.0 / K) * out
         for l in range(L - 1, -1, -1):
             deltas[l] = delta
             A[l], C[l], bias[l] = hs[l], delta, delta.sum(axis=-2)
@@ -429,9 +440,8 @@ class FactoredNetworkKernels:
         point = delta[..., None, None] * sign  # (*lead, 2K, 1)
         G1 = FactoredRows(self.net, G.terms, G.bias, np.asarray(W))
         layers, rows, hs = self._forward(G1, X2, point)
-        _, D, _, _ = self._backward(layers, rows, hs, Y2, K, point, with_loss=False)
-        ((_, A, C),) = D.terms
-        half = 0.5 / delta[..., None]
-        scale = half * sign[:, 0]  # (*lead, 2K): +1/(2 delta_i) on the first K, - on the rest
-        bias = [np.einsum("...k,...kn->...n", scale, c) for c in C]  # sum_k scale_k delta_k
-        return FactoredRows(self.net, [(scale, A, C)], bias)
+        # back-propagation is linear in the residuals: scaling point k's by +1/(2 delta_i) (the
+        # first K) or -1/(2 delta_i) (the rest) makes the pass's gradient the difference quotient
+        scale = (0.5 / delta)[..., None, None] * sign  # (*lead, 2K, 1)
+        _, D, _, _ = self._backward(layers, rows, hs, Y2, K, point, with_loss=False, out=scale)
+        return D
