@@ -46,8 +46,9 @@ def _times(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a if b is None else a * b
 
 
-#: A term of a row batch: ``(s, A, C)`` with ``s`` ``None`` (1) or per-row scales broadcasting
-#: against the batch's ``lead``, and per layer ``A_l`` ``(..., r, n_{l-1})``, ``C_l``
+#: A term of a row batch: ``(s, A, C)`` with ``s`` ``None`` (1) or scales per row and rank,
+#: broadcasting against ``(*lead, r)`` (shape ``(1,)`` for a scalar, ``(*lead, 1)`` per row), and
+#: per layer ``A_l`` ``(..., r, n_{l-1})``, ``C_l``
 #: ``(..., r, n_l)`` (or ``None`` for a layer the term does not touch).
 Term = tuple
 
@@ -61,7 +62,8 @@ class FactoredRows:
     ----------
     net : MLP
     terms : list of (s, A, C)
-        ``s``: ``None`` or per-row scales (shape broadcasting against ``lead``); ``A``, ``C``:
+        ``s``: ``None`` or scales per row and rank (broadcasting against ``(*lead, r)``, so the
+        term's layer ``l`` is :math:`A_l^\top\operatorname{diag}(s)\,C_l`); ``A``, ``C``:
         lists over layers of arrays ``(*lead, r, n_{l-1})``, ``(*lead, r, n_l)`` (leading axes may
         broadcast) or ``None``.
     bias : list of ndarray
