@@ -46,13 +46,6 @@ def _times(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a if b is None else a * b
 
 
-#: A term of a row batch: ``(s, A, C)`` with ``s`` ``None`` (1) or scales per row and rank,
-#: broadcasting against ``(*lead, r)`` (shape ``(1,)`` for a scalar, ``(*lead, 1)`` per row), and
-#: per layer ``A_l`` ``(..., r, n_{l-1})``, ``C_l``
-#: ``(..., r, n_l)`` (or ``None`` for a layer the term does not touch).
-Term = tuple
-
-
 class FactoredRows:
     r"""Rows :math:`w_i = \text{base} + (\,[\sum_t s_{t,i} A_{t,l,i}^\top C_{t,l,i}]_l,\ [b_{l,i}]_l\,)`
     of a network's parameter vectors, for a batch of leading shape ``lead`` (the last axis the
