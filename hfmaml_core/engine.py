@@ -31,7 +31,8 @@ kernel returns a *new* array of the broadcast shape ``(..., d)`` of its point an
 gradients on the same batch), and optionally ``hessian_times(W, G, batch)`` (MAML's
 ``"matrix"`` mode) and ``loss_grad(W, batch) -> (losses, grads)``. Rows may also be a structured type the kernels
 understand (:class:`hfmaml_core.factored.FactoredRows`: ``*=``, ``+=``, ``-=``, ``/=``,
-``row_norms()``, ``mean(axis=-2)``), which the engine handles with the same operations.
+``row_norms()``, ``mean(axis=-2)``, ``point - rows``), which the engine handles with the same
+operations (those kernels have no ``hessian_times``: MAML on them takes ``hessian="hvp"``).
 
 Unchecked: the clients validate once, the engine runs every iteration.
 """
@@ -199,7 +200,10 @@ def hf_term(
         S = G * deltas[..., None]  # delta_i g_i
         P = W + S
         D = kern.grad(P, batch_h)
-        np.subtract(W, S, out=P)
+        if isinstance(P, np.ndarray):
+            np.subtract(W, S, out=P)  # reuse the buffer (dense rows)
+        else:
+            P = W - S  # structured rows (hfmaml_core.factored) are never written in place
         D -= kern.grad(P, batch_h)
         D /= 2.0 * deltas[..., None]
     else:

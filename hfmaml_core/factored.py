@@ -102,11 +102,15 @@ class FactoredRows:
             bases = [x for x in (self.base, o.base) if x is not None]
             base = None if not bases else bases[0] if len(bases) == 1 else bases[0] + bases[1]
             return FactoredRows(self.net, self.terms + o.terms, bias, base)
-        if sign != 1.0:
-            raise ValueError("only a FactoredRows batch can be subtracted from one")
         D = np.asarray(other, dtype=float)
-        if D.ndim < 2 or D.shape[-2] != 1:
-            D = D.reshape(*D.shape[:-1], 1, D.shape[-1])  # (P,) -> (1, P): shared by the tasks
+        if D.ndim == 1:
+            D = D[None, :]  # (P,) -> (1, P): shared by the tasks
+        if D.ndim < 2 or D.shape[-2] != 1 or D.shape[-1] != self.net.n_params:
+            raise ValueError(
+                f"a dense part added to factored rows must be shared by the tasks, shape (P,) or "
+                f"(..., 1, P) with P = {self.net.n_params}; got {D.shape}"
+            )
+        D = D if sign == 1.0 else -D
         base = D if self.base is None else self.base + D
         return FactoredRows(self.net, self.terms, self.bias, base)
 
@@ -131,6 +135,12 @@ class FactoredRows:
         return self._added(other, -1.0)
 
     __isub__ = __sub__
+
+    def __rsub__(self, other: object) -> FactoredRows:
+        return self._scaled(-1.0)._added(other)
+
+    def __array__(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise TypeError("FactoredRows has no implicit dense form; call .to_dense()")
 
     def __neg__(self) -> FactoredRows:
         return self._scaled(-1.0)
@@ -373,6 +383,13 @@ class FactoredNetworkKernels:
         return loss, FactoredRows(self.net, [(None, A, C)], bias), deltas, backs
 
     # ------------------------------------------------------------ the protocol
+    def hessian_times(self, W: object, G: object, batch: object) -> None:
+        """Not provided: these kernels form no Hessian (MAML takes ``hessian="hvp"``)."""
+        raise ValueError(
+            "the factored kernels form no Hessian: use hessian='hvp' (the exact Hessian-vector "
+            "product), or the dense hfmaml_core.mlp.NetworkKernels"
+        )
+
     def loss_grad(self, W: object, batch: tuple[np.ndarray, np.ndarray]):
         """Losses (``lead``) and gradients (:class:`FactoredRows`) in one pass."""
         loss, grad, _, _ = self._pass(W, *batch)[3]

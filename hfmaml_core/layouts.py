@@ -36,8 +36,10 @@ KERNELS: tuple[str, ...] = ("auto", "dense", "factored")
 
 #: The size ``P`` from which ``kernels="auto"`` takes the factored kernels: below it the dense
 #: layout's few large NumPy calls beat the factored one's many thin ones; above it the dense
-#: layout's ``B x P`` temporaries (memory traffic) lose. Measured by
-#: ``benchmarks/network_scaling.py``, which times both layouts at every width.
+#: layout's ``B x P`` temporaries (memory traffic) lose. ``benchmarks/network_scaling.py`` times
+#: both layouts at every width: dense wins at its smallest (``P = 1761``), factored from the next
+#: (``P = 6721``) on; any switch between the two fits those data, and this one keeps the
+#: benchmark's 1-40-40-1 network (notebook 05) on the dense layout it was written with.
 FACTORED_FROM: int = 5000
 
 
@@ -49,6 +51,10 @@ def direction_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str = "au
     :math:`RB\times 2K\times n_{\max}` activations and factors, and 8 of ``P`` (the shared
     point and the means). Float64, 8 bytes an entry; an estimate for refusing sizes up front.
     """
+    if not isinstance(net, MLP):
+        raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
+    k = V.integer("k", k, lo=1)
+    lead = tuple(V.integer("lead", n, lo=1) for n in lead)
     rows = int(np.prod(lead, dtype=np.int64))
     P = net.n_params
     if layout(net, kernels) == "dense":
@@ -58,7 +64,12 @@ def direction_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str = "au
 
 
 def layout(net: MLP, kernels: str) -> str:
-    """``"dense"`` or ``"factored"``: what ``kernels`` (one of :data:`KERNELS`) means for ``net``."""
+    """``"dense"`` or ``"factored"``: what ``kernels`` (one of :data:`KERNELS`) means for ``net``.
+
+    ``"auto"`` reads this module's :data:`FACTORED_FROM` at every call (so setting
+    ``hfmaml_core.layouts.FACTORED_FROM`` moves the switch; ``sinusoid.FACTORED_FROM`` is a copy).
+    """
+    kernels = V.choice("kernels", kernels, KERNELS)
     if kernels == "auto":
         return "factored" if net.n_params >= FACTORED_FROM else "dense"
     return kernels
@@ -80,7 +91,8 @@ def check_memory(net: MLP, lead: tuple[int, ...], k: int, kernels: str) -> None:
 
 def network_kernels(net: MLP, kernels: str = "auto") -> NetworkKernels | FactoredNetworkKernels:
     """The engine kernels :func:`hfmaml_core.sinusoid.meta_directions` uses for ``net`` (see :data:`KERNELS`)."""
-    kernels = V.choice("kernels", kernels, KERNELS)
+    if not isinstance(net, MLP):
+        raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
     return (
         FactoredNetworkKernels(net) if layout(net, kernels) == "factored" else NetworkKernels(net)
     )

@@ -323,6 +323,8 @@ class MetaLearner:
         Adam step :math:`\eta` (1e-3 in the benchmark).
     delta : float
         HF-MAML's finite-difference radius.
+    kernels : str
+        The layout of the per-task work, as in :func:`meta_directions` (``"auto"``).
     """
 
     def __init__(
@@ -341,6 +343,7 @@ class MetaLearner:
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
+        kernels: str = "auto",
     ) -> None:
         if not isinstance(net, MLP):
             raise ValueError(f"net must be an hfmaml_core.mlp.MLP; got {type(net).__name__}")
@@ -360,8 +363,9 @@ class MetaLearner:
         self.beta1 = V.real("beta1", beta1, lo=0.0, hi=1.0, hi_open=True)
         self.beta2 = V.real("beta2", beta2, lo=0.0, hi=1.0, hi_open=True)
         self.eps = V.real("eps", eps, lo=0.0, lo_open=True)
+        self.kernels = V.choice("kernels", kernels, KERNELS)
         check_memory(
-            net, (*self.w.shape[:-1], self.meta_batch), max(self.k_support, self.k_query), "auto"
+            net, (*self.w.shape[:-1], self.meta_batch), max(self.k_support, self.k_query), kernels
         )
         self.m = np.zeros_like(self.w)
         self.v = np.zeros_like(self.w)
@@ -405,7 +409,9 @@ class MetaLearner:
         else:
             _check_run_shape(self.net, self.w, batch)
         methods = METHODS if compare else (self.method,)
-        dirs, q_loss = _engine_directions(self.net, self.w, batch, self.alpha, methods, self.delta)
+        dirs, q_loss = _engine_directions(
+            self.net, self.w, batch, self.alpha, methods, self.delta, kernels=self.kernels
+        )
         self.update(dirs[self.method])
         return q_loss.mean(axis=-1), dirs
 

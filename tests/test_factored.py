@@ -151,3 +151,59 @@ def test_sizes_beyond_the_machine_are_refused_up_front(monkeypatch):
     big, real = MLP((1, 4000, 4000, 1)), machine_memory()
     assert S.direction_memory(big, (25,), 10, "dense") > real
     assert S.direction_memory(big, (25,), 10, "factored") < real
+
+
+def test_factored_rows_through_every_engine_path():
+    """The black-box HF-MAML (two gradient calls) agrees with the fused pass; a dense part that
+    is not shared by the tasks, an implicit dense view and a Hessian matrix are refused."""
+    net = MLP((1, 9, 7, 1))
+    rng = np.random.default_rng(2)
+    w = net.init(rng, 2)
+    tasks = S.sample_tasks(rng, (2, 4), 5, 6)
+    kern = FactoredNetworkKernels(net)
+    sup = (tasks.x_support, tasks.y_support)
+    Wt = w[..., None, :]
+    G = engine.outer_gradients(kern, Wt, 0.01, sup, (tasks.x_query, tasks.y_query)).G
+    terms = {
+        o: engine.hf_term(kern, Wt, G, sup, delta=radius_rule(1e-3), rho=0.0, alpha=0.01, oracle=o)
+        for o in engine.ORACLES
+    }
+    a, b = (terms[o].D.to_dense() for o in engine.ORACLES)
+    assert np.max(np.abs(a - b)) <= 1e-8 * np.max(np.abs(a))
+    np.testing.assert_allclose((Wt - G).to_dense(), Wt - G.to_dense(), rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="shared by the tasks"):
+        G + np.zeros((4, net.n_params))
+    with pytest.raises(TypeError, match="to_dense"):
+        np.asarray(G)
+    with pytest.raises(ValueError, match="hessian='hvp'"):
+        engine.task_directions(kern, Wt, G, 0.01, "maml", sup, hessian="matrix")
+
+
+def test_layout_arguments_are_checked():
+    net = MLP((1, 5, 5, 1))
+    with pytest.raises(ValueError, match="kernels"):
+        S.direction_memory(net, (25,), 10, "Dense")
+    with pytest.raises(ValueError, match="k"):
+        S.direction_memory(net, (25,), -5)
+    with pytest.raises(ValueError, match="net must be"):
+        S.network_kernels("net")
+    with pytest.raises(ValueError, match="kernels"):
+        S.MetaLearner(net, "MAML", np.zeros(net.n_params), 0, kernels="sparse")
+    layouts_threshold = layouts.FACTORED_FROM
+    try:  # the switch is read at every call
+        layouts.FACTORED_FROM = 1
+        assert isinstance(S.network_kernels(net), FactoredNetworkKernels)
+    finally:
+        layouts.FACTORED_FROM = layouts_threshold
+
+
+def test_meta_learner_takes_a_layout():
+    net = MLP((1, 12, 12, 1))
+    w0 = net.init(np.random.default_rng(4))
+    steps = {
+        k: S.MetaLearner(net, "HF-MAML", w0, 7, meta_batch=5, kernels=k).step(compare=True)[1]
+        for k in ("dense", "factored")
+    }
+    for m in S.METHODS:
+        d, f = steps["dense"][m], steps["factored"][m]
+        assert np.max(np.abs(f - d)) <= 1e-12 * np.max(np.abs(d))
