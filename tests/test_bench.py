@@ -145,3 +145,27 @@ def test_torch_yardstick_agrees_with_hfmaml(bench, tmp_path):
     for m in METHODS:
         assert row["max_relative_difference"][m] <= bench.AGREEMENT[m]
         assert 0 < row["torch_over_hfmaml"][m]["median"] < math.inf
+
+
+def test_compare_finds_every_ratio_and_fails_on_a_change(tmp_path):
+    """benchmarks/_compare.py: the ratios of two results folders; exit 1 above the tolerance."""
+    compare = load("_compare")
+    doc = {
+        "results": [
+            {"ratio_to_fo_maml": 2.0, "ratios": {"HF/FO": {"median": 2.2, "q25": 2.0}}},
+            {"torch_over_hfmaml": {"MAML": {"median": 4.0}}, "median_ms": 3.0},
+        ]
+    }
+    found = dict(compare.ratios(doc))
+    assert found == {
+        ".results[0].ratio_to_fo_maml": 2.0,
+        ".results[0].ratios.HF/FO.median": 2.2,
+        ".results[1].torch_over_hfmaml.MAML.median": 4.0,
+    }
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x.json").write_text(json.dumps(doc))
+    doc["results"][0]["ratios"]["HF/FO"]["median"] = 2.2 * 1.1
+    (b / "x.json").write_text(json.dumps(doc))
+    assert compare.main([str(a), str(b)]) == 0  # 10 % <= 15 %
+    assert compare.main([str(a), str(b), "--tolerance", "0.05"]) == 1
