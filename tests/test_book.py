@@ -395,7 +395,7 @@ def _load(driver, url: str) -> dict:
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
-    WebDriverWait(driver, 60).until(
+    WebDriverWait(driver, 60, poll_frequency=0.05).until(
         lambda d: d.execute_script(
             "return document.readyState === 'complete' && document.body"
             " && document.body.getAttribute('data-math') === 'typeset'"
