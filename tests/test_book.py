@@ -523,7 +523,6 @@ def test_the_site_in_headless_chromium(browsers, site):
         ]:
             seen.update(part.result())
     assert sorted(seen) == pages
-    browser = browsers[0]
     # every internal link points at a file of the site and, with a fragment, at an anchor
     n_links = 0
     for name, info in seen.items():
@@ -554,8 +553,13 @@ def test_the_site_in_headless_chromium(browsers, site):
         for url in sorted(targets):
             with urllib.request.urlopen(url, timeout=10) as r:
                 assert r.status == 200, url
-        for name in ("index.html", nb):
-            _check_page(name, _load(browser, base + name), (base,))
+
+        def check_over_http(k: int, name: str) -> None:
+            _check_page(name, _load(browsers[k % len(browsers)], base + name), (base,))
+
+        with ThreadPoolExecutor(len(browsers)) as pool:
+            for f in [pool.submit(check_over_http, *kn) for kn in enumerate(("index.html", nb))]:
+                f.result()
     report = {
         "pages": len(pages),
         "internal_links": n_links,
