@@ -356,12 +356,15 @@ def browsers(tmp_path_factory):
 
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
 
+    # made here, not in the threads: tmp_path_factory is not thread-safe
+    profiles = [tmp_path_factory.mktemp(f"chromium-profile-{k}") for k in range(N_BROWSERS)]
+
     def start(k: int):
         opts = Options()
         opts.binary_location = str(CHROMIUM)
         for flag in CHROMIUM_FLAGS:
             opts.add_argument(flag)
-        opts.add_argument(f"--user-data-dir={tmp_path_factory.mktemp(f'chromium-profile-{k}')}")
+        opts.add_argument(f"--user-data-dir={profiles[k]}")
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
         driver.set_page_load_timeout(60)
         return driver
@@ -409,16 +412,24 @@ return {
 """
 
 
-def _load(driver, url: str) -> dict:
-    from selenium.webdriver.support.ui import WebDriverWait
+#: Resolves once the page has loaded and MathJax is done: it waits in the page, so the test
+#: neither polls the browser from outside (each poll a round trip through chromedriver) nor
+#: lags behind it. An error in the page, or no end of typesetting within the script
+#: timeout, fails the load.
+_WAIT_TYPESET_JS = """
+const done = arguments[arguments.length - 1];
+const ready = () => document.readyState === 'complete' && document.body
+  && document.body.getAttribute('data-math') === 'typeset';
+if (ready()) { done(true); } else {
+  const t = setInterval(() => { if (ready()) { clearInterval(t); done(true); } }, 20);
+}
+"""
 
+
+def _load(driver, url: str) -> dict:
     driver.get(url)
-    WebDriverWait(driver, 60, poll_frequency=0.05).until(
-        lambda d: d.execute_script(
-            "return document.readyState === 'complete' && document.body"
-            " && document.body.getAttribute('data-math') === 'typeset'"
-        )
-    )
+    driver.set_script_timeout(60)
+    assert driver.execute_async_script(_WAIT_TYPESET_JS) is True, f"{url}: not typeset"
     return driver.execute_script(_PAGE_JS)
 
 
