@@ -26,7 +26,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
-import nbformat
 import pytest
 
 from hfmaml_core import book, paths, pipeline
@@ -73,6 +72,10 @@ def _claim(rec: ClaimRecorder, *args, **kw) -> str:
 
 def make_sources(root: Path) -> dict:
     """Two executed notebooks, THEORY.md, a report and a figure under ``root``; build() kwargs."""
+    # imported here: nbformat takes about a second to import (jsonschema's format checkers),
+    # which the browser test, on `make test`'s longest chain, does not need
+    import nbformat
+
     nbv4 = nbformat.v4
     png = _png()
     rec = ClaimRecorder("00_demo")
