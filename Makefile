@@ -97,12 +97,15 @@ verify: | $(STAMP)
 # runs' executed copies (build/test/executed/) and checked in headless Chromium (that test
 # skips, saying why, when Chromium is not installed); (2) the rest of the suite, whose output
 # goes to $(SUITE_LOG) and is printed when both lanes are done. Fails if either lane fails.
+# Lane (1) is the longer chain (its three steps run one after the other), so lane (2) runs
+# niced: it takes the cores lane (1) leaves idle (the book build, the browser test's waits)
+# instead of halving lane (1)'s share of them, and the two end closer together.
 SUITE_LOG := build/test/suite.log
 test: | $(STAMP)
 	$(PY) -m ruff check .
 	@mkdir -p $(dir $(SUITE_LOG))
 	@echo "the suite without the notebooks runs beside them; its output: $(SUITE_LOG)"
-	@$(PY) -m pytest -n 2 -m "not notebook and not browser" > $(SUITE_LOG) 2>&1 & suite=$$!; \
+	@nice -n 10 $(PY) -m pytest -n 2 -m "not notebook and not browser" > $(SUITE_LOG) 2>&1 & suite=$$!; \
 	lane_rc=0; { \
 	  $(PY) -m pytest -n 2 -m notebook tests/test_notebooks.py && \
 	  $(PY) -m hfmaml_core.book --executed build/test/executed --out build/test/book && \

@@ -25,15 +25,27 @@ import os
 import sys
 import threading
 
-# Warm imports: what every run would otherwise pay for. Not hypothesis: pytest rewrites the
-# asserts of its plugin's modules at start-up, which it cannot do once they are imported.
+# Warm imports: what every run would otherwise pay for: numpy, sympy, pytest, and the
+# installed pytest plugins (hypothesis, xdist, anyio, ...). pytest would rewrite the asserts
+# of every module of those plugins' packages at each run's start-up (about 120 modules, more
+# than a second per run, since the sandboxes write no bytecode); imported here, they are
+# taken as they are, and the sandbox's pytest.ini ignores the warning that says so. Their
+# asserts are not what the mutants are tested by: the test modules are still rewritten.
+from importlib import import_module
+from importlib.metadata import entry_points
+
+import hypothesis  # noqa: F401 - its pytest plugin imports it late, after pytest has started
+import hypothesis.strategies  # noqa: F401
 import numpy  # noqa: F401
 import pytest
 import sympy  # noqa: F401
 
-assert not [
-    m for m in sys.modules if m.split(".")[0] in ("hfmaml_core", "oracles", "hypothesis")
-], "the fork server must not import the library or the oracles: each run imports its own"
+for _plugin in entry_points(group="pytest11"):
+    import_module(_plugin.value.split(":")[0])
+
+assert not [m for m in sys.modules if m.split(".")[0] in ("hfmaml_core", "oracles")], (
+    "the fork server must not import the library or the oracles: each run imports its own"
+)
 
 _lock = threading.Lock()
 _pending: dict[int, object] = {}

@@ -21,11 +21,11 @@ import shutil
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
-import nbformat
 import pytest
 
 from hfmaml_core import book, paths, pipeline
@@ -72,6 +72,10 @@ def _claim(rec: ClaimRecorder, *args, **kw) -> str:
 
 def make_sources(root: Path) -> dict:
     """Two executed notebooks, THEORY.md, a report and a figure under ``root``; build() kwargs."""
+    # imported here: nbformat takes about a second to import (jsonschema's format checkers),
+    # which the browser test, on `make test`'s longest chain, does not need
+    import nbformat
+
     nbv4 = nbformat.v4
     png = _png()
     rec = ClaimRecorder("00_demo")
@@ -339,8 +343,13 @@ def _no_browser() -> str | None:
     return None
 
 
+#: Headless Chromiums the browser test loads the pages with, side by side: typesetting a page
+#: keeps one core busy, so two halve the test's wall time on two cores.
+N_BROWSERS = 2
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browsers(tmp_path_factory):
     reason = _no_browser()
     if reason:
         pytest.skip(reason)
@@ -349,15 +358,30 @@ def browser(tmp_path_factory):
     from selenium.webdriver.chrome.service import Service
 
     os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download
-    opts = Options()
-    opts.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+
+    # made here, not in the threads: tmp_path_factory is not thread-safe
+    profiles = [tmp_path_factory.mktemp(f"chromium-profile-{k}") for k in range(N_BROWSERS)]
+
+    def start(k: int):
+        opts = Options()
+        opts.binary_location = str(CHROMIUM)
+        for flag in CHROMIUM_FLAGS:
+            opts.add_argument(flag)
+        opts.add_argument(f"--user-data-dir={profiles[k]}")
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+        driver.set_page_load_timeout(60)
+        return driver
+
+    with ThreadPoolExecutor(N_BROWSERS) as pool:
+        futures = [pool.submit(start, k) for k in range(N_BROWSERS)]
+    drivers = [f.result() for f in futures if f.exception() is None]
+    try:
+        for f in futures:  # a failed start fails the test once every started one is quit
+            f.result()
+        yield drivers
+    finally:
+        for driver in drivers:
+            driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -391,16 +415,24 @@ return {
 """
 
 
-def _load(driver, url: str) -> dict:
-    from selenium.webdriver.support.ui import WebDriverWait
+#: Resolves once the page has loaded and MathJax is done: it waits in the page, so the test
+#: neither polls the browser from outside (each poll a round trip through chromedriver) nor
+#: lags behind it. An error in the page, or no end of typesetting within the script
+#: timeout, fails the load.
+_WAIT_TYPESET_JS = """
+const done = arguments[arguments.length - 1];
+const ready = () => document.readyState === 'complete' && document.body
+  && document.body.getAttribute('data-math') === 'typeset';
+if (ready()) { done(true); } else {
+  const t = setInterval(() => { if (ready()) { clearInterval(t); done(true); } }, 20);
+}
+"""
 
+
+def _load(driver, url: str) -> dict:
     driver.get(url)
-    WebDriverWait(driver, 60).until(
-        lambda d: d.execute_script(
-            "return document.readyState === 'complete' && document.body"
-            " && document.body.getAttribute('data-math') === 'typeset'"
-        )
-    )
+    driver.set_script_timeout(60)
+    assert driver.execute_async_script(_WAIT_TYPESET_JS) is True, f"{url}: not typeset"
     return driver.execute_script(_PAGE_JS)
 
 
@@ -439,7 +471,7 @@ def _http_server(root: Path):
 
 
 @pytest.mark.browser
-def test_the_site_in_headless_chromium(browser, site):
+def test_the_site_in_headless_chromium(browsers, site):
     """Every page from file:// and over HTTP: loads, images and links resolve, math typeset."""
     t0 = time.perf_counter()
     pages = sorted(p.name for p in site.glob("*.html"))
@@ -454,40 +486,57 @@ def test_the_site_in_headless_chromium(browser, site):
         key=lambda n: (site / n).stat().st_size,
     )
     claims = [h for h in _refs(site / "verification.html").links if h.startswith(f"{nb}#claim-")]
-    seen: dict[str, dict] = {}
-    for name in pages:  # each page loaded once; screenshots and the claim check on the way
-        info = _load(browser, root_uri + name)
-        _check_page(name, info, ("file:",))
-        seen[name] = info
-        if name not in ("index.html", "verification.html"):  # notebooks and THEORY have math
-            assert info["math"], f"{name}: no typeset formula"
-        if name == "index.html":  # tall enough for the contents and the gallery's first row
-            browser.set_window_size(1280, 1700)
-            browser.save_screenshot(str(shots / "index.png"))
-            browser.set_window_size(1280, 1000)
-        elif name == "theory.html":
-            browser.save_screenshot(str(shots / "theory.png"))
-        elif name == nb:
-            browser.execute_script(
-                "const img = document.querySelector('.jp-OutputArea-output img');"
-                "window.scrollTo(0, img.getBoundingClientRect().top + window.scrollY - 420);"
-            )
-            time.sleep(0.2)
-            browser.save_screenshot(str(shots / "notebook.png"))
-            if claims:  # the report's link lands on the cell whose output recorded the claim
-                frag = unquote(claims[0].split("#", 1)[1])
-                cell = browser.execute_script(
-                    "location.hash = arguments[0];"  # same page: no reload
-                    "const a = document.getElementById(arguments[0]);"
-                    "let c = a.nextElementSibling; while (c && !c.classList.contains('jp-Cell'))"
-                    " c = c.nextElementSibling;"
-                    "return [c ? c.textContent : '', a.getBoundingClientRect().top,"
-                    " window.innerHeight];",
-                    frag,
+
+    def visit(browser, names: list[str]) -> dict[str, dict]:
+        seen: dict[str, dict] = {}
+        for name in names:  # each page loaded once; screenshots and the claim check on the way
+            info = _load(browser, root_uri + name)
+            _check_page(name, info, ("file:",))
+            seen[name] = info
+            if name not in ("index.html", "verification.html"):  # notebooks and THEORY have math
+                assert info["math"], f"{name}: no typeset formula"
+            if name == "index.html":  # tall enough for the contents and the gallery's first row
+                browser.set_window_size(1280, 1700)
+                browser.save_screenshot(str(shots / "index.png"))
+                browser.set_window_size(1280, 1000)
+            elif name == "theory.html":
+                browser.save_screenshot(str(shots / "theory.png"))
+            elif name == nb:
+                browser.execute_script(
+                    "const img = document.querySelector('.jp-OutputArea-output img');"
+                    "window.scrollTo(0, img.getBoundingClientRect().top + window.scrollY - 420);"
                 )
-                assert re.search(r"\] [a-z0-9_.\-]+: measured", cell[0]), f"{frag}: no claim line"
-                assert -60 <= cell[1] < cell[2], f"{frag}: the cell is not in view"
-                browser.save_screenshot(str(shots / "claim.png"))
+                time.sleep(0.2)
+                browser.save_screenshot(str(shots / "notebook.png"))
+                if claims:  # the report's link lands on the cell whose output recorded the claim
+                    frag = unquote(claims[0].split("#", 1)[1])
+                    cell = browser.execute_script(
+                        "location.hash = arguments[0];"  # same page: no reload
+                        "const a = document.getElementById(arguments[0]);"
+                        "let c = a.nextElementSibling; while (c && !c.classList.contains('jp-Cell'))"
+                        " c = c.nextElementSibling;"
+                        "return [c ? c.textContent : '', a.getBoundingClientRect().top,"
+                        " window.innerHeight];",
+                        frag,
+                    )
+                    assert re.search(r"\] [a-z0-9_.\-]+: measured", cell[0]), (
+                        f"{frag}: no claim line"
+                    )
+                    assert -60 <= cell[1] < cell[2], f"{frag}: the cell is not in view"
+                    browser.save_screenshot(str(shots / "claim.png"))
+        return seen
+
+    # the pages dealt to the browsers largest first, each to the one with the fewest bytes so far
+    shares: list[list[str]] = [[] for _ in browsers]
+    for name in sorted(pages, key=lambda n: -(site / n).stat().st_size):
+        min(shares, key=lambda names: sum((site / n).stat().st_size for n in names)).append(name)
+    seen: dict[str, dict] = {}
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        for part in [
+            pool.submit(visit, b, names) for b, names in zip(browsers, shares, strict=True)
+        ]:
+            seen.update(part.result())
+    assert sorted(seen) == pages
     # every internal link points at a file of the site and, with a fragment, at an anchor
     n_links = 0
     for name, info in seen.items():
@@ -518,8 +567,13 @@ def test_the_site_in_headless_chromium(browser, site):
         for url in sorted(targets):
             with urllib.request.urlopen(url, timeout=10) as r:
                 assert r.status == 200, url
-        for name in ("index.html", nb):
-            _check_page(name, _load(browser, base + name), (base,))
+
+        def check_over_http(k: int, name: str) -> None:
+            _check_page(name, _load(browsers[k % len(browsers)], base + name), (base,))
+
+        with ThreadPoolExecutor(len(browsers)) as pool:
+            for f in [pool.submit(check_over_http, *kn) for kn in enumerate(("index.html", nb))]:
+                f.result()
     report = {
         "pages": len(pages),
         "internal_links": n_links,

@@ -69,9 +69,13 @@ settings.register_profile(
 settings.load_profile("mutants")
 '''
 
+#: The fork server has imported the pytest plugins, so pytest cannot rewrite their asserts and
+#: says so (PytestAssertRewriteWarning); every other warning is an error.
 PYTEST_INI = """\
 [pytest]
-filterwarnings = error
+filterwarnings =
+    error
+    ignore::pytest.PytestAssertRewriteWarning
 addopts = -p no:cacheprovider
 """
 
