@@ -118,12 +118,16 @@ def paired_repeats(
     min_repeats: int,
     max_repeats: int,
     budget_s: float = 0.0,
+    partner_warmup: int = 1,
 ) -> tuple[list[float], list[int], list[float]]:
-    """Repeats of a slow ``call``, each followed by one ``partner`` call (a reference method).
+    """Repeats of a slow ``call``, each followed by a timed ``partner`` call (a reference method).
 
     At least ``min_repeats`` repeats, more until ``budget_s`` seconds have passed, at most
-    ``max_repeats``. Returns the call's times (s) and page faults and the partner's times, so
-    that the ratio of the two is per repeat. The garbage collector is off meanwhile.
+    ``max_repeats``. Before each timed partner call, ``partner_warmup`` untimed ones bring its
+    data back into the caches that the slow call flushed, so that the partner is timed as in the
+    interleaved rounds (timed cold, right after a Hessian, its time varied by 20 % between runs).
+    Returns the call's times (s) and page faults and the partner's times, so that the ratio of
+    the two is per repeat. The garbage collector is off meanwhile.
     """
     times: list[float] = []
     faults: list[int] = []
@@ -139,6 +143,8 @@ def paired_repeats(
             t, f = timed(call)
             times.append(t)
             faults.append(f)
+            for _ in range(partner_warmup):
+                partner()
             partner_times.append(timed(partner)[0])
     finally:
         gc.enable()

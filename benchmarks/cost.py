@@ -129,11 +129,11 @@ def measure_dim(d: int, args: argparse.Namespace, keys: tuple[str, ...]) -> dict
             calls[key]()
     order = tuple(k for k in INTERLEAVED if k in keys)
     times, faults = interleaved({key: calls[key] for key in order}, args.rounds)
-    fo_alongside: list[float] = []  # FO-MAML timed right after each Hessian-formed repeat
+    fo_alongside: list[float] = []  # FO-MAML timed after each Hessian-formed repeat
     if "maml_hessian" in keys:  # slow at large d: repeats until the budget is spent
-        # each repeat is paired with an FO-MAML call right after it, so that its ratio to
-        # FO-MAML is a per-repeat ratio (as for the interleaved methods), not a ratio of
-        # medians taken minutes apart
+        # each repeat is paired with an FO-MAML call after it (once an untimed call has brought
+        # its data back into the caches), so that its ratio to FO-MAML is a per-repeat ratio
+        # (as for the interleaved methods), not a ratio of medians taken minutes apart
         times["maml_hessian"], faults["maml_hessian"], fo_alongside = paired_repeats(
             calls["maml_hessian"],
             make_call("fomaml", args.seed + 200),

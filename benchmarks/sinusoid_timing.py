@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             "estimate, Adam step) with the 1-40-40-1 tanh network; median and quartiles "
             "over all timed iterations; each ratio to FO-MAML is the median over the "
             "interleaved rounds of the two methods' medians in the same round (the "
-            "Hessian-formed MAML's: per repeat, against an FO-MAML step right after it)."
+            "Hessian-formed MAML's: per repeat, against an FO-MAML step after it, once its "
+            "data are back in the caches)."
         ),
         "command": ".venv/bin/python benchmarks/sinusoid_timing.py",
         "config": config,
