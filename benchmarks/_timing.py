@@ -119,14 +119,15 @@ def paired_repeats(
     max_repeats: int,
     budget_s: float = 0.0,
     partner_warmup: int = 1,
+    partner_calls: int = 5,
 ) -> tuple[list[float], list[int], list[float]]:
     """Repeats of a slow ``call``, each followed by a timed ``partner`` call (a reference method).
 
     At least ``min_repeats`` repeats, more until ``budget_s`` seconds have passed, at most
     ``max_repeats``. Before each timed partner call, ``partner_warmup`` untimed ones bring its
     data back into the caches that the slow call flushed, so that the partner is timed as in the
-    interleaved rounds (timed cold, right after a Hessian, its time varied by 20 % between runs).
-    Returns the call's times (s) and page faults and the partner's times, so that the ratio of
+    interleaved rounds (timed cold, right after a Hessian, its time varied by 20 % between runs);
+    its time for the repeat is the median of ``partner_calls`` timed calls. Returns the call's times (s) and page faults and the partner's times, so that the ratio of
     the two is per repeat. The garbage collector is off meanwhile.
     """
     times: list[float] = []
@@ -145,7 +146,9 @@ def paired_repeats(
             faults.append(f)
             for _ in range(partner_warmup):
                 partner()
-            partner_times.append(timed(partner)[0])
+            partner_times.append(
+                float(np.median([timed(partner)[0] for _ in range(partner_calls)]))
+            )
     finally:
         gc.enable()
     return times, faults, partner_times

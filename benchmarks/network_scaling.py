@@ -70,6 +70,7 @@ MAX_WIDTH = 2048  # d = 4.2e6: 25 tasks' rows of d floats are 0.8 GB per array
 METHODS = S.METHODS  # "MAML", "FO-MAML", "HF-MAML"
 FO = "FO-MAML"
 HESSIAN = "MAML (Hessian formed)"
+LAYOUT_ROUNDS = 30  # interleaved rounds of both layouts at least (see measure_layouts)
 LAYOUTS = ("dense", "factored")  # hfmaml_core.sinusoid.KERNELS without "auto"
 RATIOS = {"MAML/FO-MAML": "MAML", "HF-MAML/FO-MAML": "HF-MAML"}
 META_BATCH, K_SUPPORT, K_QUERY, ALPHA = 25, 10, 10, 0.01
@@ -295,8 +296,9 @@ def measure_layouts(setting: Setting, args: argparse.Namespace) -> dict:
     """Both layouts at this width, interleaved (fewer rounds): the evidence for ``"auto"``'s
     choice, :data:`hfmaml_core.sinusoid.FACTORED_FROM`."""
     calls = setting.layout_calls()
-    rounds = rounds_for(calls, args, args.layout_budget)
-    rounds = min(rounds, args.max_rounds)
+    # at least LAYOUT_ROUNDS rounds: the dense layout's times at large widths are bimodal
+    # (its B x P arrays are mapped and faulted in afresh every call), so few rounds do not repeat
+    rounds = max(rounds_for(calls, args, args.layout_budget), min(LAYOUT_ROUNDS, args.max_rounds))
     _, times, _ = time_rounds(calls, rounds)
     out: dict = {"rounds": rounds, "auto": type(S.network_kernels(setting.net)).__name__}
     for k in LAYOUTS:
