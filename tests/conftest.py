@@ -21,7 +21,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "hfmaml"))
 # fill the gaps, instead of one worker finishing a notebook run after everything else.
 _SLOW_FIRST = ("test_notebooks.py::test_notebook_runs", "test_mutations.py::", "test_cost.py::")
 # Within the notebook runs, the slowest first (as measured on this machine type).
-_NOTEBOOKS_SLOWEST_FIRST = ("03_", "02_", "01_", "05_", "00_", "04_", "06_")
+_NOTEBOOKS_SLOWEST_FIRST = ("03_", "02_", "01_", "07_", "05_", "00_", "04_", "06_")
 
 
 def pytest_collection_modifyitems(config, items):
