@@ -2,9 +2,9 @@
 
 The network kernels allocate NumPy temporaries of a few hundred KiB to a few MiB per call
 (``B x P`` rows at the benchmark's size). glibc's ``malloc`` returns the top of the heap to the
-system when a call frees them and takes it back, page by page, on the next call: about 500
-page faults per MAML direction of the 1-40-40-1 network, half its time (measured with
-``getrusage``; ``tests/test_mlp.py`` counts them). A top pad of :data:`TOP_PAD` bytes keeps
+system when a call frees them and takes it back, page by page, on the next call: about 2000
+page faults per call of the three directions of the 1-40-40-1 network, about half its time
+(``tests/test_factored.py`` counts them with ``getrusage``, with the pad and without it). A top pad of :data:`TOP_PAD` bytes keeps
 that memory in the process, so the pages are faulted once: the in-code equivalent of the
 environment variable ``MALLOC_TOP_PAD_``, which users should not need to know about.
 
@@ -20,7 +20,7 @@ import os
 import sys
 
 #: The pad: larger than the kernels' per-call temporaries below the factored layout's range
-#: (at ``P`` from :data:`hfmaml_core.sinusoid.FACTORED_FROM` on, the factored kernels hold no
+#: (at ``P`` from :data:`hfmaml_core.layouts.FACTORED_FROM` on, the factored kernels hold no
 #: ``B x P`` array).
 TOP_PAD: int = 64 * 2**20
 
