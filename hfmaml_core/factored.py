@@ -302,32 +302,20 @@ class FactoredNetworkKernels:
         return (h2 @ M).reshape(*lead, h.shape[-2], M.shape[-1])
 
     @staticmethod
-    def _low(h, l: int, rows: FactoredRows, out, sign=None) -> np.ndarray:
-        r"""``out + h @ (\sum_t s_t A_t^T C_t)`` of layer ``l``, each point's row scaled by
-        ``sign`` (shape ``(..., K, 1)``) when given; ``out`` (a temporary) may be updated in place."""
+    def _low(h, l: int, rows: FactoredRows, out, sign=None, transpose=False) -> np.ndarray:
+        r"""``out + h @ M`` with :math:`M = \sum_t s_t A_t^\top C_t` of layer ``l`` (its transpose
+        when ``transpose``), each point's row scaled by ``sign`` (shape ``(..., K, 1)``) when
+        given; ``out`` (a temporary) may be updated in place."""
         for s, A, C in rows.terms:
             if A[l] is None:
                 continue
-            k = h @ _t(A[l])  # (..., K, r): thin
+            first, second = (C[l], A[l]) if transpose else (A[l], C[l])
+            k = h @ _t(first)  # (..., K, r): thin
             if s is not None:
                 k *= s[..., None, :]
             if sign is not None:
                 k *= sign
-            out = _accumulate(out, k @ C[l])
-        return out
-
-    @staticmethod
-    def _low_t(d, l: int, rows: FactoredRows, out, sign=None) -> np.ndarray:
-        r"""``out + d @ (\sum_t s_t A_t^T C_t)^T`` of layer ``l`` (``sign`` as in :meth:`_low`)."""
-        for s, A, C in rows.terms:
-            if A[l] is None:
-                continue
-            k = d @ _t(C[l])
-            if s is not None:
-                k *= s[..., None, :]
-            if sign is not None:
-                k *= sign
-            out = _accumulate(out, k @ A[l])
+            out = _accumulate(out, k @ second)
         return out
 
     def _apply(self, h, l: int, layers, rows, sign=None):
@@ -338,7 +326,7 @@ class FactoredNetworkKernels:
     def _apply_t(self, d, l: int, layers, rows, sign=None):
         """``d @ W_l^T`` at the point."""
         out = None if layers is None else self._shared(d, _t(layers[l][0][..., 0, :, :]))
-        return out if rows is None else self._low_t(d, l, rows, out, sign)
+        return out if rows is None else self._low(d, l, rows, out, sign, transpose=True)
 
     def _forward(self, W: object, X: np.ndarray, sign: np.ndarray | None = None):
         """Forward pass; with ``sign`` (``(..., K, 1)``), point ``k`` sees ``base + sign_k * rows``."""
@@ -425,7 +413,9 @@ class FactoredNetworkKernels:
                 continue
             A2[l], C2[l] = Rhs[l], deltas[l]
             h = hs[l]
-            Rback = self._low_t(deltas[l], l, V, self._apply_t(Rdelta, l, layers, rows))
+            Rback = self._low(
+                deltas[l], l, V, self._apply_t(Rdelta, l, layers, rows), transpose=True
+            )
             Rdelta = Rback * (1.0 - h * h) - 2.0 * (h * Rhs[l]) * backs[l]
         return FactoredRows(self.net, [(None, A, C), (None, A2, C2)], bias)
 
